@@ -1,0 +1,39 @@
+# The front door. `make run` and `make test` are all a newcomer needs.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+LS_VENV := .localstack
+LOCALSTACK_PKGS := 'localstack-core[runtime]==4.13.1' 'cbor2<6' 'pyopenssl<25' 'cryptography<45' service_identity
+
+.PHONY: install run test lint schema bench clean
+
+install: $(BIN)/.installed $(LS_VENV)/.installed
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+# LocalStack pins its own botocore, so it lives in a venv of its own (shared/notes/local-sqs.md).
+$(LS_VENV)/.installed:
+	$(PYTHON) -m venv $(LS_VENV)
+	$(LS_VENV)/bin/pip install --quiet --upgrade pip
+	$(LS_VENV)/bin/pip install --quiet $(LOCALSTACK_PKGS)
+	touch $@
+
+run: install
+	$(BIN)/fleet demo
+
+test: install
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check worker handlers tests
+	$(BIN)/mypy worker handlers
+
+schema: $(BIN)/.installed
+	$(BIN)/fleet schema --out docs/contract.schema.json
+
+clean:
+	rm -rf $(VENV) $(LS_VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,358 @@
+"""The `fleet` command: parses, calls the parts, prints. Nothing imports it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Callable, Coroutine
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from worker.config import Settings, load_settings
+from worker.contract import Envelope, json_schema
+from worker.errors import ConfigError, EnqueueRefused, WorkerError
+from worker.observability import configure_logging
+
+console = Console(stderr=False)
+errors = Console(stderr=True)
+T = TypeVar("T")
+SCHEMA_PATH = Path("docs/contract.schema.json")
+
+
+def _settings(**overrides: Any) -> Settings:
+    settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    configure_logging(settings.log_level, settings.log_format)
+    return settings
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+def friendly(func: Callable[..., None]) -> Callable[..., None]:
+    """Turn our errors into one clear line and a non-zero exit."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            func(*args, **kwargs)
+        except ConfigError as exc:
+            errors.print(f"[red]configuration error:[/] {exc}")
+            sys.exit(2)
+        except WorkerError as exc:
+            errors.print(f"[red]error ({exc.code}):[/] {exc}")
+            sys.exit(1)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Hybrid Orchestrator worker fleet.
+
+    Long-polls SQS for workflow intents, runs each through its handler and an
+    LLM provider, and records results and costs in PostgreSQL. Settings come
+    from the environment (AWS_REGION, AWS_ENDPOINT_URL_SQS, DATABASE_URL,
+    OPENAI_API_KEY, FLEET_*); see docs/configuration.md.
+    """
+
+
+@main.command()
+@click.option("--until-idle", is_flag=True, help="Exit 0 once the queue is drained.")
+@click.option("--concurrency", type=int, help="Handlers in flight (FLEET_CONCURRENCY).")
+@friendly
+def run(until_idle: bool, concurrency: int | None) -> None:
+    """Run a worker until SIGTERM/SIGINT (graceful: drains in-flight work)."""
+    from worker.consumer import run_worker
+
+    settings = _settings(concurrency=concurrency)
+    stats = _run(run_worker(settings, until_idle=until_idle))
+    errors.print(f"worker stopped: received {stats.received}, outcomes {stats.outcomes}")
+
+
+@main.command()
+@friendly
+def migrate() -> None:
+    """Apply pending SQL migrations to DATABASE_URL."""
+    from worker.store import migrate as apply
+
+    settings = _settings()
+    applied = _run(apply(settings.require_database_url()))
+    console.print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
+
+
+@main.group()
+def queues() -> None:
+    """Manage the work queue and its dead-letter queue."""
+
+
+@queues.command("create")
+@friendly
+def queues_create() -> None:
+    """Create (or update) the work queue and its DLQ with a RedrivePolicy. Idempotent."""
+    from worker.queue import QueueSpec, create_queues
+
+    s = _settings()
+    spec = QueueSpec(
+        s.queue_name,
+        s.dead_letter_queue_name,
+        s.max_receives,
+        s.visibility_timeout,
+        s.max_message_bytes,
+    )
+    urls = _run(create_queues(spec, endpoint=s.sqs_endpoint_url, region=s.aws_region))
+    for name, value in urls.items():
+        console.print(f"{name}: {value}")
+
+
+def _intent_from_flags(
+    intent_type: str | None,
+    user: str | None,
+    data: str | None,
+    recipient: str | None,
+    priority: str | None,
+    force_provider: str | None,
+    send: bool,
+) -> Envelope:
+    if not intent_type or not user:
+        raise click.UsageError("give --type and --user, or --json, or --file")
+    try:
+        decoded = json.loads(data) if data else {}
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not JSON: {exc.msg}", param_hint="--data") from exc
+    fields: dict[str, Any] = {
+        "type": intent_type,
+        "userId": user,
+        "data": decoded,
+        "sendToOnlyFans": send,
+    }
+    for key, value in (
+        ("recipientId", recipient),
+        ("priority", priority),
+        ("forceProvider", force_provider),
+    ):
+        if value:
+            fields[key] = value
+    from worker.ops import envelope_from_json
+
+    return envelope_from_json(fields)
+
+
+@main.command()
+@click.option("--type", "intent_type", help="Intent type, e.g. message_generation.")
+@click.option("--user", help="The creator's user id.")
+@click.option("--data", help="Intent data as a JSON object.")
+@click.option("--recipient", help="Fan id (recipientId).")
+@click.option("--priority", type=click.Choice(["low", "medium", "high", "critical"]))
+@click.option("--force-provider", type=click.Choice(["openai", "azure"]))
+@click.option("--send", is_flag=True, help="Set sendToOnlyFans.")
+@click.option("--json", "raw", help="A whole envelope or bare intent as JSON.")
+@click.option(
+    "--file",
+    "path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A JSONL file: one envelope or bare intent per line.",
+)
+@click.option("--dry-run", is_flag=True, help="Validate only; send nothing.")
+@friendly
+def enqueue(
+    intent_type: str | None,
+    user: str | None,
+    data: str | None,
+    recipient: str | None,
+    priority: str | None,
+    force_provider: str | None,
+    send: bool,
+    raw: str | None,
+    path: Path | None,
+    dry_run: bool,
+) -> None:
+    """Validate intents and put them on the work queue.
+
+    Every intent is checked against the v1 contract before anything is sent;
+    a bad one is reported with its line and field, and nothing is sent.
+    """
+    from worker.ops import envelope_from_json, read_jsonl
+
+    if path is not None:
+        lines = list(read_jsonl(path))
+        bad = [line for line in lines if line.error]
+        for line in bad[:20]:
+            errors.print(f"[red]{path}:{line.number}:[/] {line.error}")
+        if bad:
+            raise EnqueueRefused(f"{len(bad)} of {len(lines)} line(s) invalid; nothing sent")
+        envelopes = [line.envelope for line in lines if line.envelope is not None]
+    elif raw is not None:
+        try:
+            envelopes = [envelope_from_json(json.loads(raw))]
+        except json.JSONDecodeError as exc:
+            raise click.BadParameter(f"not JSON: {exc.msg}", param_hint="--json") from exc
+    else:
+        envelopes = [
+            _intent_from_flags(intent_type, user, data, recipient, priority, force_provider, send)
+        ]
+    settings = _settings()
+    from worker.contract import encode_envelope
+
+    for envelope in envelopes:
+        encode_envelope(envelope, settings.max_message_bytes)  # size check before any send
+    if dry_run:
+        console.print(f"{len(envelopes)} intent(s) valid; nothing sent (--dry-run)")
+        return
+    ids = _run(_send(settings, envelopes))
+    if len(ids) == 1:
+        console.print(f"enqueued workflow {envelopes[0].workflow_id} as message {ids[0]}")
+    else:
+        console.print(f"enqueued {len(ids)} workflows")
+
+
+async def _send(settings: Settings, envelopes: list[Envelope]) -> list[str]:
+    from worker.ops import enqueue_envelopes
+    from worker.queue import QueueClient
+
+    async with QueueClient(
+        settings.queue_name,
+        settings.dead_letter_queue_name,
+        endpoint=settings.sqs_endpoint_url,
+        region=settings.aws_region,
+    ) as q:
+        with Progress(
+            TextColumn("enqueue"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=errors,
+            disable=len(envelopes) < 50,
+        ) as progress:
+            task = progress.add_task("enqueue", total=len(envelopes))
+            return await enqueue_envelopes(
+                q,
+                envelopes,
+                max_bytes=settings.max_message_bytes,
+                on_sent=lambda n: progress.advance(task, n),
+            )
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+@friendly
+def status(as_json: bool) -> None:
+    """Queue depths (visible, in flight, delayed, DLQ), workflows by status, cost today."""
+    from worker.ops import collect_status
+    from worker.queue import QueueClient
+    from worker.store import Store
+
+    settings = _settings()
+
+    async def collect() -> dict[str, Any]:
+        async with (
+            Store(settings.require_database_url()) as store,
+            QueueClient(
+                settings.queue_name,
+                settings.dead_letter_queue_name,
+                endpoint=settings.sqs_endpoint_url,
+                region=settings.aws_region,
+            ) as queue,
+        ):
+            return (await collect_status(queue, store)).as_dict()
+
+    report = _run(collect())
+    if as_json:
+        console.print_json(json.dumps(report))
+        return
+    table = Table(title=f"queue {settings.queue_name}")
+    for column in ("queue", "visible", "in flight", "delayed"):
+        table.add_column(column)
+    for name in ("queue", "dlq"):
+        d = report[name]
+        table.add_row(name, str(d["visible"]), str(d["inFlight"]), str(d["delayed"]))
+    console.print(table)
+    console.print(
+        "workflows: "
+        + (", ".join(f"{k} {v}" for k, v in sorted(report["workflows"].items())) or "none")
+    )
+    console.print(f"cost today: ${report['costTodayUsd']:.6f}")
+
+
+@main.command()
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), default=SCHEMA_PATH, show_default=True
+)
+@click.option("--check", is_flag=True, help="Exit 1 if the file is not current.")
+def schema(out: Path, check: bool) -> None:
+    """Write the v1 message contract as JSON Schema (for producers in any language)."""
+    text = json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
+    if check:
+        current = out.read_text() if out.exists() else ""
+        if current != text:
+            errors.print(f"{out} is out of date: run `make schema`")
+            sys.exit(1)
+        console.print(f"{out} is current")
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    console.print(f"wrote {out}")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--verbose", is_flag=True, help="Show the worker's JSON logs.")
+@friendly
+def demo(as_json: bool, verbose: bool) -> None:
+    """Run the whole fleet on a local stack it starts and stops itself.
+
+    LocalStack SQS, PostgreSQL (DATABASE_URL/TEST_DATABASE_URL server or an
+    embedded one) and a fake OpenAI; enqueues a sample mix including a
+    malformed body, a permanent and a transient failure; drains it; prints
+    what happened.
+    """
+    from worker.local.demo import demo_settings, local_stack, run_demo
+
+    level = "INFO" if verbose else "ERROR"
+    starting = "starting the local stack (LocalStack, PostgreSQL, fake OpenAI)"
+    with errors.status(starting) as spin, local_stack() as urls:
+        settings = demo_settings(urls, log_level=level)
+        configure_logging(settings.log_level, settings.log_format)
+        summary = _run(run_demo(settings, on_step=lambda text: spin.update(text)))
+        spin.update("stopping the local stack")
+    if as_json:
+        print(json.dumps(summary, indent=2, default=str))
+        return
+    _print_summary(summary)
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    console.print(
+        f"[bold]demo finished in {summary['elapsed_s']} s[/]: enqueued {summary['enqueued']}, "
+        f"completed [green]{summary['completed']}[/], dead-lettered "
+        f"[red]{summary['dead_lettered']}[/], retried {summary['retried']}, "
+        f"{summary['llm_calls']} LLM calls, cost ${summary['cost_usd']:.6f}"
+    )
+    letters = Table(title="dead-lettered (reason recorded in Postgres)")
+    for column in ("intent", "class", "code", "reason"):
+        letters.add_column(column)
+    for row in summary["dead_letters"]:
+        letters.add_row(
+            row["intentType"] or "-", row["errorClass"], row["errorCode"], row["reason"][:90]
+        )
+    console.print(letters)
+    costs = Table(title="cost (USD)")
+    costs.add_column("by")
+    costs.add_column("name")
+    costs.add_column("usd", justify="right")
+    for name, value in summary["cost_by_provider"].items():
+        costs.add_row("provider", name, f"{value:.6f}")
+    for name, value in summary["cost_by_intent"].items():
+        costs.add_row("intent", name, f"{value:.6f}")
+    console.print(costs)
+
+
+if __name__ == "__main__":
+    main()

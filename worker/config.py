@@ -1,0 +1,159 @@
+"""The one settings object.
+
+Standard names (``AWS_REGION``, ``DATABASE_URL``, ``OPENAI_API_KEY`` …) are read
+as they are; every project knob carries the ``FLEET_`` prefix. Cross-field
+rules are checked here so a bad combination fails at start-up with a message
+that names the setting, never minutes later in a handler.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from worker.errors import ConfigError
+
+__all__ = ["Settings", "load_settings"]
+
+Seconds = Annotated[float, Field(ge=0)]
+Delays = Annotated[tuple[float, ...], NoDecode]
+
+
+def _split_delays(value: Any) -> Any:
+    """Accept ``"1,2,5"`` (env style), ``"[1, 2, 5]"`` or a sequence."""
+    if isinstance(value, str):
+        text = value.strip().strip("[]")
+        return tuple(float(part) for part in text.split(",") if part.strip())
+    return value
+
+
+class Settings(BaseSettings):
+    """Every knob of the fleet, from the environment (and an optional ``.env``)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FLEET_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    # --- standard names -------------------------------------------------
+    aws_region: str = Field("us-east-1", validation_alias="AWS_REGION")
+    sqs_endpoint_url: str | None = Field(
+        None, validation_alias=AliasChoices("AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL")
+    )
+    database_url: SecretStr | None = Field(None, validation_alias="DATABASE_URL")
+    openai_api_key: SecretStr | None = Field(None, validation_alias="OPENAI_API_KEY")
+    openai_base_url: str = Field("https://api.openai.com/v1", validation_alias="OPENAI_BASE_URL")
+    azure_openai_endpoint: str | None = Field(None, validation_alias="AZURE_OPENAI_ENDPOINT")
+    azure_openai_api_key: SecretStr | None = Field(None, validation_alias="AZURE_OPENAI_API_KEY")
+    azure_openai_deployment: str | None = Field(None, validation_alias="AZURE_OPENAI_DEPLOYMENT")
+    openai_api_version: str = Field("2024-10-21", validation_alias="OPENAI_API_VERSION")
+
+    # --- queues ---------------------------------------------------------
+    queue_name: str = Field("hybrid-orchestrator-work", min_length=1, max_length=80)
+    dlq_name: str | None = Field(None, description="default: <queue_name>-dlq")
+    max_receives: int = Field(5, ge=1, le=1000, description="RedrivePolicy maxReceiveCount")
+    max_message_bytes: int = Field(262_144, ge=1024, le=1_048_576)
+
+    # --- consumer -------------------------------------------------------
+    concurrency: int = Field(64, ge=1, le=10_000)
+    pollers: int = Field(4, ge=1, le=64)
+    wait_seconds: int = Field(20, ge=1, le=20)
+    batch_size: int = Field(10, ge=1, le=10)
+    visibility_timeout: int = Field(60, ge=1, le=43_200)
+    heartbeat_interval: float = Field(20.0, gt=0)
+    retry_base_seconds: float = Field(5.0, ge=0, description="SQS backoff base")
+    retry_max_seconds: float = Field(900.0, ge=0, le=43_200)
+    shutdown_grace: float = Field(30.0, ge=0)
+    lease_seconds: int | None = Field(None, ge=1, description="default: visibility_timeout")
+
+    # --- providers ------------------------------------------------------
+    model: str = "gpt-4o-mini"
+    openai_timeout: Seconds = 30.0
+    llm_retry_delays: Delays = (1.0, 2.0, 5.0)
+    campaign_concurrency: int = Field(8, ge=1, le=256)
+
+    # --- sends ----------------------------------------------------------
+    send_spacing: Seconds = 45.0
+
+    # --- storage and logs -----------------------------------------------
+    db_pool_min: int = Field(1, ge=0)
+    db_pool_max: int = Field(10, ge=1)
+    migrate_on_start: bool = False
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "console"] = "json"
+
+    _split = field_validator("llm_retry_delays", mode="before")(_split_delays)
+
+    @field_validator("llm_retry_delays")
+    @classmethod
+    def _non_negative(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if any(delay < 0 for delay in value):
+            raise ValueError("delays must be >= 0 seconds")
+        return value
+
+    # --- derived --------------------------------------------------------
+    @property
+    def dead_letter_queue_name(self) -> str:
+        return self.dlq_name or f"{self.queue_name}-dlq"
+
+    @property
+    def lease(self) -> int:
+        return self.lease_seconds or self.visibility_timeout
+
+    def require_database_url(self) -> str:
+        if self.database_url is None:
+            raise ConfigError("DATABASE_URL is not set: give the PostgreSQL connection URL")
+        return self.database_url.get_secret_value()
+
+    def check(self) -> None:
+        """Cross-field rules; raise ConfigError naming the settings involved."""
+        rules = [
+            (
+                self.heartbeat_interval < self.visibility_timeout,
+                f"FLEET_HEARTBEAT_INTERVAL ({self.heartbeat_interval:g}) must be less than "
+                f"FLEET_VISIBILITY_TIMEOUT ({self.visibility_timeout})",
+            ),
+            (
+                self.retry_base_seconds <= self.retry_max_seconds,
+                f"FLEET_RETRY_BASE_SECONDS ({self.retry_base_seconds:g}) must not exceed "
+                f"FLEET_RETRY_MAX_SECONDS ({self.retry_max_seconds:g})",
+            ),
+            (
+                self.db_pool_min <= self.db_pool_max,
+                f"FLEET_DB_POOL_MIN ({self.db_pool_min}) must not exceed "
+                f"FLEET_DB_POOL_MAX ({self.db_pool_max})",
+            ),
+            (
+                self.pollers <= self.concurrency,
+                f"FLEET_POLLERS ({self.pollers}) must not exceed "
+                f"FLEET_CONCURRENCY ({self.concurrency})",
+            ),
+        ]
+        for ok, message in rules:
+            if not ok:
+                raise ConfigError(message)
+
+
+def _setting_name(field: str) -> str:
+    info = Settings.model_fields.get(field)
+    alias = info.validation_alias if info else None
+    if isinstance(alias, str):
+        return alias
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return f"FLEET_{field.upper()}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read and check the settings, turning pydantic's errors into ConfigError."""
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{_setting_name(str(err['loc'][0]))}: {err['msg']}" if err["loc"] else err["msg"]
+            for err in exc.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from exc
+    settings.check()
+    return settings

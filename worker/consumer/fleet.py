@@ -1,0 +1,197 @@
+"""The consumer loop: pollers, bounded in-flight work, heartbeat, shutdown.
+
+Pollers ask the ``Capacity`` for room before each receive and ask SQS for no
+more messages than there are free slots, so a saturated process stops
+receiving (backpressure) instead of letting receive counts climb.
+
+Shutdown, in order: stop receiving (the long poll is cancelled), release any
+message received after the stop (visibility 0), let in-flight work finish up
+to the grace period, cancel what is left (each cancelled handler releases its
+message and lease), drain the batched deletes, close the resources.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+
+import structlog
+
+from worker.config import Settings
+from worker.consumer.heartbeat import Heartbeat
+from worker.consumer.policy import retry_delay
+from worker.consumer.processor import Processor
+from worker.errors import QueueUnavailable
+from worker.queue import QueueClient, Received
+
+__all__ = ["Capacity", "Fleet", "FleetStats"]
+
+log = structlog.get_logger("worker.fleet")
+
+
+class Capacity:
+    """A counter of free handler slots that pollers can take several of at once."""
+
+    def __init__(self, slots: int) -> None:
+        self.size = slots
+        self._free = slots
+        self._room = asyncio.Event()
+        self._room.set()
+
+    @property
+    def in_use(self) -> int:
+        return self.size - self._free
+
+    async def take(self, most: int) -> int:
+        while self._free == 0:
+            self._room.clear()
+            await self._room.wait()
+        granted = min(most, self._free)
+        self._free -= granted
+        return granted
+
+    def give(self, count: int = 1) -> None:
+        self._free = min(self.size, self._free + count)
+        if self._free:
+            self._room.set()
+
+
+@dataclass(slots=True)
+class FleetStats:
+    received: int = 0
+    released: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+
+class Fleet:
+    """One process's worth of pollers and handlers."""
+
+    def __init__(
+        self, settings: Settings, queue: QueueClient, processor: Processor, heartbeat: Heartbeat
+    ) -> None:
+        self._settings = settings
+        self._queue = queue
+        self._processor = processor
+        self._heartbeat = heartbeat
+        self._capacity = Capacity(settings.concurrency)
+        self._tasks: set[asyncio.Task[object]] = set()
+        self._stopping = asyncio.Event()
+        self._fatal: BaseException | None = None
+        self.stats = FleetStats()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self, *, until_idle: bool = False, idle_checks: int = 2) -> FleetStats:
+        """Consume until ``stop()`` (a signal) or, with ``until_idle``, until drained."""
+        log.info(
+            "fleet_started",
+            concurrency=self._settings.concurrency,
+            pollers=self._settings.pollers,
+            max_receives=self._processor.max_receives,
+        )
+        beat = asyncio.create_task(self._heartbeat.run(), name="heartbeat")
+        pollers = [
+            asyncio.create_task(self._poll(n), name=f"poller-{n}")
+            for n in range(self._settings.pollers)
+        ]
+        for poller in pollers:
+            poller.add_done_callback(self._poller_done)
+        watcher = asyncio.create_task(self._watch_idle(idle_checks)) if until_idle else None
+        try:
+            await self._stopping.wait()
+        finally:
+            log.info("fleet_stopping", in_flight=self.in_flight)
+            for task in pollers:
+                task.cancel()
+            await asyncio.gather(*pollers, return_exceptions=True)
+            await self._drain()
+            for helper in (beat, watcher):
+                if helper is not None:
+                    helper.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await helper
+        self.stats.outcomes = dict(self._processor.counts)
+        log.info("fleet_stopped", **self.stats.outcomes)
+        if self._fatal is not None:
+            raise self._fatal
+        return self.stats
+
+    def _poller_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or task.exception() is None:
+            return
+        self._fatal = self._fatal or task.exception()
+        log.error("poller_failed", error=str(task.exception()))
+        self.stop()
+
+    async def _poll(self, number: int) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            granted = await self._capacity.take(self._settings.batch_size)
+            try:
+                messages = await self._queue.receive(granted, self._settings.wait_seconds)
+            except QueueUnavailable as exc:
+                self._capacity.give(granted)
+                failures += 1
+                delay = retry_delay(failures, base=0.5, cap=20.0)
+                log.warning("receive_failed", poller=number, error=str(exc), retry_in_s=delay)
+                await asyncio.sleep(delay)
+                continue
+            except BaseException:
+                self._capacity.give(granted)
+                raise
+            failures = 0
+            self._capacity.give(granted - len(messages))
+            self.stats.received += len(messages)
+            if self._stopping.is_set():
+                await self._release(messages)
+                continue
+            for message in messages:
+                self._start(message)
+
+    def _start(self, message: Received) -> None:
+        task: asyncio.Task[object] = asyncio.create_task(self._processor.process(message))
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[object]) -> None:
+        self._tasks.discard(task)
+        self._capacity.give()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("processor_crashed", error=repr(task.exception()))
+
+    async def _release(self, messages: list[Received]) -> None:
+        self._capacity.give(len(messages))
+        self.stats.released += len(messages)
+        await asyncio.gather(
+            *(self._queue.set_visibility(m, 0) for m in messages), return_exceptions=True
+        )
+
+    async def _drain(self) -> None:
+        if not self._tasks:
+            return
+        _, pending = await asyncio.wait(set(self._tasks), timeout=self._settings.shutdown_grace)
+        if pending:
+            log.warning("grace_period_over", cancelling=len(pending))
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _watch_idle(self, checks: int) -> None:
+        """Stop once the queue and this process have been empty for ``checks`` looks."""
+        quiet = 0
+        while quiet < checks:
+            await asyncio.sleep(1.0)
+            try:
+                depth = await self._queue.depth()
+            except QueueUnavailable:
+                quiet = 0
+                continue
+            quiet = quiet + 1 if depth.total == 0 and not self._tasks else 0
+        log.info("fleet_idle")
+        self.stop()

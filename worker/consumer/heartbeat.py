@@ -1,0 +1,89 @@
+"""Keep in-flight messages invisible and their leases alive while handlers run.
+
+One loop for the whole process: every tick it extends, in batches, the
+messages whose last extension is older than the heartbeat interval, and the
+matching workflow leases in one UPDATE. A failed extension is logged, never
+fatal: the lease check at completion keeps effects single.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import structlog
+
+from worker.errors import WorkerError
+from worker.queue import QueueClient, Received
+from worker.store import Store
+
+__all__ = ["Heartbeat"]
+
+log = structlog.get_logger("worker.heartbeat")
+
+
+@dataclass(slots=True)
+class _Tracked:
+    message: Received
+    workflow_id: str
+    extended_at: float
+
+
+class Heartbeat:
+    def __init__(
+        self,
+        queue: QueueClient,
+        store: Store,
+        *,
+        owner: str,
+        interval: float,
+        visibility_timeout: int,
+        lease_seconds: float,
+    ) -> None:
+        self._queue = queue
+        self._store = store
+        self._owner = owner
+        self._interval = interval
+        self._visibility = visibility_timeout
+        self._lease = lease_seconds
+        self._tracked: dict[str, _Tracked] = {}
+        self.extensions = 0
+        self.failures = 0
+
+    def track(self, message: Received, workflow_id: str) -> None:
+        self._tracked[message.receipt_handle] = _Tracked(message, workflow_id, time.monotonic())
+
+    def untrack(self, message: Received) -> None:
+        self._tracked.pop(message.receipt_handle, None)
+
+    async def run(self) -> None:
+        tick = min(1.0, self._interval / 2)
+        while True:
+            await asyncio.sleep(tick)
+            await self.beat()
+
+    async def beat(self) -> None:
+        now = time.monotonic()
+        due = [t for t in self._tracked.values() if now - t.extended_at >= self._interval]
+        if not due:
+            return
+        results = await asyncio.gather(
+            *(self._queue.set_visibility(t.message, self._visibility) for t in due),
+            return_exceptions=True,
+        )
+        for tracked, result in zip(due, results, strict=True):
+            if isinstance(result, BaseException):
+                self.failures += 1
+                log.warning(
+                    "visibility_extension_failed",
+                    workflow_id=tracked.workflow_id,
+                    error=str(result),
+                )
+            else:
+                tracked.extended_at = now
+                self.extensions += 1
+        try:
+            await self._store.extend_leases([t.workflow_id for t in due], self._owner, self._lease)
+        except WorkerError as exc:
+            log.warning("lease_extension_failed", error=str(exc), count=len(due))

@@ -1,0 +1,314 @@
+"""Process one message: parse, claim, dispatch, then the outcome of DESIGN.md.
+
+* success    result + cost rows + status in one transaction, then delete;
+* retryable  cost rows and 'retrying' recorded, visibility = backoff for this
+             receive; on the last permitted receive the row says 'failed' and
+             why, and the queue's RedrivePolicy takes the message to the DLQ;
+* permanent  recorded with a dead-letter row, copied to the DLQ, deleted;
+* malformed  dead-letter row with the reason, copied to the DLQ, deleted.
+
+Bookkeeping is shielded from cancellation; a message whose outcome could not
+be made durable is never deleted (it comes back after its visibility).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import structlog
+
+from handlers import REGISTRY, HandlerContext
+from worker.config import Settings
+from worker.consumer.heartbeat import Heartbeat
+from worker.consumer.policy import retry_delay
+from worker.contract import Envelope, parse_message
+from worker.errors import (
+    MalformedMessage,
+    PermanentError,
+    RetryableError,
+    StoreUnavailable,
+    WorkerError,
+)
+from worker.providers import LLM, LLMSession
+from worker.queue import QueueClient, Received
+from worker.store import DeadLetter, Store, WorkflowRef
+
+__all__ = ["Outcome", "Processor"]
+
+log = structlog.get_logger("worker.consumer")
+
+Outcome = Literal[
+    "completed",
+    "duplicate",
+    "held",
+    "retried",
+    "dead_lettered",
+    "malformed",
+    "released",
+    "deferred",
+]
+
+
+@dataclass(slots=True)
+class _Work:
+    message: Received
+    envelope: Envelope
+    ref: WorkflowRef
+    session: LLMSession
+
+
+class Processor:
+    """Turns one received message into exactly one outcome."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        queue: QueueClient,
+        store: Store,
+        llm: LLM,
+        heartbeat: Heartbeat,
+        owner: str,
+    ) -> None:
+        self._settings = settings
+        self._queue = queue
+        self._store = store
+        self._llm = llm
+        self._heartbeat = heartbeat
+        self._owner = owner
+        self.counts: Counter[str] = Counter()
+
+    @property
+    def max_receives(self) -> int:
+        return self._queue.max_receives or self._settings.max_receives
+
+    async def process(self, message: Received) -> Outcome:
+        outcome = await self._process(message)
+        self.counts[outcome] += 1
+        return outcome
+
+    async def _process(self, message: Received) -> Outcome:
+        try:
+            envelope = parse_message(message.body, message.message_id)
+        except MalformedMessage as exc:
+            log.warning(
+                "message_malformed",
+                message_id=message.message_id,
+                error_code=exc.code,
+                error=str(exc),
+            )
+            return await self._dead_letter(message, None, "malformed", exc)
+        intent = envelope.intent
+        ref = WorkflowRef(
+            id=str(envelope.workflow_id),
+            type=intent.type,
+            user_id=intent.user_id,
+            priority=intent.priority,
+            trace_id=envelope.trace_id,
+        )
+        with structlog.contextvars.bound_contextvars(
+            workflow_id=ref.id,
+            trace_id=ref.trace_id,
+            intent_type=ref.type,
+            receive_count=message.receive_count,
+        ):
+            try:
+                claim = await self._store.claim(ref, self._owner, self._settings.lease)
+            except StoreUnavailable as exc:
+                log.warning("workflow_claim_failed", error=str(exc))
+                return await self._defer(message)
+            if claim.outcome == "completed":
+                log.info("workflow_duplicate_delivery")
+                await self._ack(message)
+                return "duplicate"
+            if claim.outcome == "held":
+                await self._quiet(
+                    self._queue.set_visibility(message, math.ceil(claim.seconds_left) + 1)
+                )
+                return "held"
+            work = _Work(message, envelope, ref, self._llm.session())
+            self._heartbeat.track(message, ref.id)
+            try:
+                return await self._run(work)
+            finally:
+                self._heartbeat.untrack(message)
+
+    async def _run(self, work: _Work) -> Outcome:
+        handler = REGISTRY[work.ref.type]
+        context = HandlerContext(
+            workflow_id=work.ref.id,
+            llm=work.session,
+            campaign_concurrency=self._settings.campaign_concurrency,
+        )
+        log.info("workflow_started", user_id=work.ref.user_id, priority=work.ref.priority)
+        try:
+            result = await handler(work.envelope.intent, context)
+        except asyncio.CancelledError:
+            await asyncio.shield(self._release(work))
+            raise
+        except MalformedMessage as exc:
+            log.warning("workflow_error", error_code=exc.code, error=str(exc), outcome="malformed")
+            return await asyncio.shield(self._dead_letter(work.message, work, "malformed", exc))
+        except PermanentError as exc:
+            log.warning("workflow_error", error_code=exc.code, error=str(exc), outcome="permanent")
+            return await asyncio.shield(self._dead_letter(work.message, work, "permanent", exc))
+        except RetryableError as exc:
+            return await asyncio.shield(self._retry(work, exc))
+        except Exception as exc:  # a handler bug: retried, then the DLQ says what it was
+            log.exception("workflow_error", error_code="unknown", outcome="retry")
+            error = RetryableError(f"{type(exc).__name__}: {exc}", code="unknown")
+            return await asyncio.shield(self._retry(work, error))
+        return await asyncio.shield(self._succeed(work, result))
+
+    async def _succeed(self, work: _Work, result: dict[str, Any]) -> Outcome:
+        try:
+            await self._store.complete(
+                work.ref,
+                self._owner,
+                result,
+                work.session.provider,
+                work.session.calls,
+                work.message.receive_count,
+            )
+        except StoreUnavailable as exc:
+            log.warning("workflow_result_not_saved", error=str(exc))
+            return await self._defer(work.message)
+        log.info(
+            "workflow_completed",
+            calls=len(work.session.calls),
+            cost_usd=float(sum(c.cost_usd for c in work.session.calls)),
+        )
+        await self._ack(work.message)
+        return "completed"
+
+    async def _retry(self, work: _Work, exc: WorkerError) -> Outcome:
+        message = work.message
+        final = message.receive_count >= self.max_receives
+        history = [
+            {"receiveCount": message.receive_count, "errorCode": exc.code, "error": str(exc)[:300]}
+        ]
+        dead_letter = (
+            self._dead_letter_row(message, work.ref, "exhausted", exc, history) if final else None
+        )
+        delay = (
+            0
+            if final
+            else retry_delay(
+                message.receive_count,
+                base=self._settings.retry_base_seconds,
+                cap=self._settings.retry_max_seconds,
+            )
+        )
+        log.warning(
+            "workflow_error",
+            error_code=exc.code,
+            error=str(exc),
+            outcome="exhausted" if final else "retry",
+            retry_in_s=round(delay, 2),
+        )
+        try:
+            await self._store.record_failure(
+                work.ref,
+                self._owner,
+                status="failed" if final else "retrying",
+                error_code=exc.code,
+                error_message=str(exc),
+                calls=work.session.calls,
+                receive_count=message.receive_count,
+                dead_letter=dead_letter,
+            )
+        except StoreUnavailable as store_exc:
+            log.warning("workflow_failure_not_saved", error=str(store_exc))
+            return await self._defer(message)
+        if final and self._queue.max_receives is None:  # no redrive policy: move it ourselves
+            await self._quiet(self._queue.move_to_dlq(message, _reason("exhausted", exc)))
+            return "dead_lettered"
+        await self._quiet(self._queue.set_visibility(message, math.ceil(delay)))
+        return "dead_lettered" if final else "retried"
+
+    async def _dead_letter(
+        self,
+        message: Received,
+        work: _Work | None,
+        error_class: Literal["malformed", "permanent"],
+        exc: WorkerError,
+    ) -> Outcome:
+        row = self._dead_letter_row(message, work.ref if work else None, error_class, exc, [])
+        try:
+            if work is None:
+                await self._store.add_dead_letter(row)
+            else:
+                await self._store.record_failure(
+                    work.ref,
+                    self._owner,
+                    status="failed",
+                    error_code=exc.code,
+                    error_message=str(exc),
+                    calls=work.session.calls,
+                    receive_count=message.receive_count,
+                    dead_letter=row,
+                )
+        except StoreUnavailable as store_exc:
+            log.warning("dead_letter_not_saved", error=str(store_exc))
+            return await self._defer(message)
+        moved = await self._quiet(self._queue.move_to_dlq(message, _reason(error_class, exc)))
+        if not moved:
+            return "deferred"
+        return "malformed" if error_class == "malformed" else "dead_lettered"
+
+    def _dead_letter_row(
+        self,
+        message: Received,
+        ref: WorkflowRef | None,
+        error_class: Literal["malformed", "permanent", "exhausted"],
+        exc: WorkerError,
+        history: list[dict[str, Any]],
+    ) -> DeadLetter:
+        return DeadLetter(
+            message_id=message.message_id,
+            error_class=error_class,
+            error_code=exc.code,
+            error_message=str(exc),
+            receive_count=message.receive_count,
+            source_queue=self._queue.queue_name,
+            workflow=ref,
+            history=history,
+        )
+
+    async def _release(self, work: _Work) -> None:
+        """Shutdown overtook the handler: the message is visible again at once."""
+        log.info("workflow_released")
+        await self._quiet(self._queue.set_visibility(work.message, 0))
+        try:
+            await self._store.release(work.ref, self._owner)
+        except StoreUnavailable as exc:
+            log.warning("lease_release_failed", error=str(exc))
+
+    async def _defer(self, message: Received) -> Outcome:
+        """Nothing durable could be written: try again after a backoff."""
+        delay = retry_delay(
+            message.receive_count,
+            base=self._settings.retry_base_seconds,
+            cap=self._settings.retry_max_seconds,
+        )
+        await self._quiet(self._queue.set_visibility(message, math.ceil(delay)))
+        return "deferred"
+
+    async def _ack(self, message: Received) -> None:
+        await self._quiet(self._queue.delete(message))
+
+    async def _quiet(self, operation: Any) -> bool:
+        """Queue bookkeeping that may fail: log it; SQS redelivers and the ledger dedups."""
+        try:
+            await operation
+        except WorkerError as exc:
+            log.warning("queue_operation_failed", error=str(exc))
+            return False
+        return True
+
+
+def _reason(error_class: str, exc: WorkerError) -> dict[str, str]:
+    return {"errorClass": error_class, "errorCode": exc.code, "errorMessage": str(exc)[:256]}

@@ -1,0 +1,140 @@
+"""The one error tree of the fleet.
+
+Every failure the runtime can meet is one of these; third-party exceptions
+(botocore, httpx, psycopg) are translated into them at the module that talks
+to that service, with ``raise Ours(...) from exc``.
+
+    WorkerError
+    ├── ConfigError                 bad settings, found at start-up
+    ├── MalformedMessage            body is not a valid v1 message: DLQ at once
+    ├── EnqueueRefused              a producer-side refusal (too large, invalid)
+    ├── RetryableError              try again later (SQS visibility backoff)
+    │   ├── ProviderTimeout
+    │   ├── ProviderRateLimited
+    │   ├── ProviderServerError
+    │   ├── ProviderNetworkError
+    │   ├── QueueUnavailable
+    │   ├── StoreUnavailable
+    │   └── LeaseHeld               another worker is running this workflow
+    └── PermanentError              retrying cannot help: DLQ at once
+        ├── ProviderRejected        400/401/403/404/422, content filter
+        └── InvalidOutput           structured output still invalid after repair
+
+Each error carries a short machine-readable ``code`` used in the workflow row,
+the dead-letter row, message attributes and metrics.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "EnqueueRefused",
+    "InvalidOutput",
+    "LeaseHeld",
+    "MalformedMessage",
+    "PermanentError",
+    "ProviderNetworkError",
+    "ProviderRateLimited",
+    "ProviderRejected",
+    "ProviderServerError",
+    "ProviderTimeout",
+    "QueueUnavailable",
+    "RetryableError",
+    "StoreUnavailable",
+    "WorkerError",
+]
+
+
+class WorkerError(Exception):
+    """Root of every error the fleet raises on purpose."""
+
+    code = "worker_error"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(WorkerError):
+    """A setting is missing or inconsistent; the message names the setting."""
+
+    code = "config"
+
+
+class MalformedMessage(WorkerError):
+    """The body cannot be a v1 message: not JSON, fails the schema, unknown type."""
+
+    code = "malformed"
+
+
+class EnqueueRefused(WorkerError):
+    """A producer-side refusal: the intent would be malformed or too large."""
+
+    code = "enqueue_refused"
+
+
+class RetryableError(WorkerError):
+    """Transient: the message goes back to SQS with a backoff delay."""
+
+    code = "retryable"
+
+
+class ProviderTimeout(RetryableError):
+    code = "timeout"
+
+
+class ProviderRateLimited(RetryableError):
+    code = "rate_limit"
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ProviderServerError(RetryableError):
+    code = "server"
+
+
+class ProviderNetworkError(RetryableError):
+    code = "network"
+
+
+class QueueUnavailable(RetryableError):
+    code = "queue_unavailable"
+
+
+class StoreUnavailable(RetryableError):
+    code = "store_unavailable"
+
+
+class LeaseHeld(RetryableError):
+    """Another worker holds the workflow's lease (duplicate delivery)."""
+
+    code = "lease_held"
+
+    def __init__(self, message: str, *, seconds_left: float) -> None:
+        super().__init__(message)
+        self.seconds_left = seconds_left
+
+
+class PermanentError(WorkerError):
+    """Retrying cannot help: recorded and sent to the DLQ at once."""
+
+    code = "permanent"
+
+
+class ProviderRejected(PermanentError):
+    """The provider refused the request (auth, validation, content filter)."""
+
+    code = "validation"
+
+
+class InvalidOutput(PermanentError):
+    """The model's structured output failed validation even after one repair."""
+
+    code = "invalid_output"

@@ -1,0 +1,18 @@
+"""The local stack for the demo, the tests and the benchmark.
+
+LocalStack on the host (SQS, CloudWatch, CloudFormation), PostgreSQL from a
+URL or an embedded server, and HTTP fakes of the providers. Nothing in the
+runtime imports this package.
+"""
+
+from worker.local.fake_openai import FakeOpenAI
+from worker.local.localstack import LocalStack, find_localstack_python
+from worker.local.postgres import EmbeddedPostgres, scratch_database
+
+__all__ = [
+    "EmbeddedPostgres",
+    "FakeOpenAI",
+    "LocalStack",
+    "find_localstack_python",
+    "scratch_database",
+]

@@ -1,0 +1,15 @@
+"""SQS: the client the consumer uses, and queue creation for operators."""
+
+from worker.queue.admin import QueueSpec, create_queues
+from worker.queue.batcher import Batcher
+from worker.queue.client import QueueClient, QueueDepth, Received, sqs_client
+
+__all__ = [
+    "Batcher",
+    "QueueClient",
+    "QueueDepth",
+    "QueueSpec",
+    "Received",
+    "create_queues",
+    "sqs_client",
+]

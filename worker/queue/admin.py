@@ -1,0 +1,88 @@
+"""Create (or bring up to date) the work queue and its DLQ, idempotently."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from worker.errors import ConfigError
+from worker.queue.client import _call, sqs_client
+
+__all__ = ["QueueSpec", "create_queues"]
+
+DLQ_RETENTION = 14 * 24 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSpec:
+    name: str
+    dlq_name: str
+    max_receives: int
+    visibility_timeout: int
+    max_message_bytes: int
+
+
+async def _ensure(client: Any, name: str, attributes: dict[str, str]) -> str:
+    """Create the queue, or update the attributes of the one that exists."""
+    try:
+        reply = await _call(f"GetQueueUrl({name})", lambda: client.get_queue_url(QueueName=name))
+    except ConfigError:  # the queue does not exist yet
+        reply = await _call(
+            f"CreateQueue({name})",
+            lambda: client.create_queue(QueueName=name, Attributes=attributes),
+        )
+        return str(reply["QueueUrl"])
+    url = str(reply["QueueUrl"])
+    await _call(
+        f"SetQueueAttributes({name})",
+        lambda: client.set_queue_attributes(QueueUrl=url, Attributes=attributes),
+    )
+    return url
+
+
+async def create_queues(spec: QueueSpec, *, endpoint: str | None, region: str) -> dict[str, str]:
+    """Make the DLQ, then the work queue redriving into it; return their URLs and ARNs."""
+    async with sqs_client(endpoint, region, pool=4) as client:
+        dlq_url = await _ensure(
+            client,
+            spec.dlq_name,
+            {
+                "MessageRetentionPeriod": str(DLQ_RETENTION),
+                "MaximumMessageSize": str(spec.max_message_bytes),
+            },
+        )
+        arn_reply = await _call(
+            "GetQueueAttributes",
+            lambda: client.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"]),
+        )
+        dlq_arn = str(arn_reply["Attributes"]["QueueArn"])
+        url = await _ensure(
+            client,
+            spec.name,
+            {
+                "VisibilityTimeout": str(spec.visibility_timeout),
+                "MaximumMessageSize": str(spec.max_message_bytes),
+                "ReceiveMessageWaitTimeSeconds": "20",
+                "RedrivePolicy": json.dumps(
+                    {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": spec.max_receives}
+                ),
+            },
+        )
+        arn_reply = await _call(
+            "GetQueueAttributes",
+            lambda: client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"]),
+        )
+        arn = str(arn_reply["Attributes"]["QueueArn"])
+        await _call(
+            "SetQueueAttributes(RedriveAllowPolicy)",
+            lambda: client.set_queue_attributes(
+                QueueUrl=dlq_url,
+                Attributes={
+                    "RedriveAllowPolicy": json.dumps(
+                        {"redrivePermission": "byQueue", "sourceQueueArns": [arn]}
+                    )
+                },
+            ),
+        )
+    return {"queue_url": url, "queue_arn": arn, "dlq_url": dlq_url, "dlq_arn": dlq_arn}
