@@ -1,0 +1,153 @@
+"""Shared fixtures: one LocalStack, one PostgreSQL database and one fake OpenAI per session.
+
+PostgreSQL comes from TEST_DATABASE_URL when set (CI points it at the machine's
+server), else an embedded server; either way the suite works in a scratch
+database it drops at the end. Each test gets queues of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+
+import pytest
+
+from worker.config import Settings, load_settings
+from worker.consumer import FleetStats, run_worker
+from worker.contract import Envelope, Intent, encode_envelope, message_attributes
+from worker.local import EmbeddedPostgres, FakeOpenAI, LocalStack, scratch_database
+from worker.queue import QueueClient, QueueSpec, create_queues
+from worker.store import Store, migrate
+
+API_KEY = "sk-test-fleet-secret-key-1234567890"
+
+
+@pytest.fixture(scope="session")
+def sqs_endpoint() -> Iterator[str]:
+    given = os.environ.get("AWS_ENDPOINT_URL_SQS")
+    if given:
+        yield given
+        return
+    with LocalStack() as stack:
+        yield stack.endpoint
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    given = os.environ.get("TEST_DATABASE_URL")
+    if given:
+        yield given
+        return
+    with EmbeddedPostgres() as server:
+        yield server.url
+
+
+@pytest.fixture(scope="session")
+def database_url(pg_server: str) -> Iterator[str]:
+    with scratch_database(pg_server, prefix="fleet_test") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+async def migrated(database_url: str) -> str:
+    await migrate(database_url)
+    return database_url
+
+
+@pytest.fixture(scope="session")
+def fake_openai() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI(api_key=API_KEY) as fake:
+        yield fake
+
+
+@pytest.fixture
+async def store(migrated: str) -> AsyncIterator[Store]:
+    async with Store(migrated) as opened:
+        yield opened
+
+
+Factory = Callable[..., Awaitable[Settings]]
+
+
+@pytest.fixture
+def make_settings(sqs_endpoint: str, migrated: str, fake_openai: FakeOpenAI) -> Factory:
+    """Settings with time compressed and fresh queues (created) for this test."""
+
+    async def build(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "sqs_endpoint_url": sqs_endpoint,
+            "database_url": migrated,
+            "openai_base_url": fake_openai.base_url,
+            "openai_api_key": API_KEY,
+            "queue_name": f"t-{uuid.uuid4().hex[:12]}",
+            "concurrency": 16,
+            "pollers": 2,
+            "wait_seconds": 1,
+            "visibility_timeout": 5,
+            "heartbeat_interval": 1,
+            "retry_base_seconds": 1,
+            "retry_max_seconds": 2,
+            "max_receives": 3,
+            "llm_retry_delays": (),
+            "shutdown_grace": 5,
+            "log_level": "WARNING",
+        }
+        values.update(overrides)
+        settings = load_settings(**values)
+        await create_queues(
+            QueueSpec(
+                settings.queue_name,
+                settings.dead_letter_queue_name,
+                settings.max_receives,
+                settings.visibility_timeout,
+                settings.max_message_bytes,
+            ),
+            endpoint=settings.sqs_endpoint_url,
+            region=settings.aws_region,
+        )
+        return settings
+
+    return build
+
+
+def queue_for(settings: Settings) -> QueueClient:
+    return QueueClient(
+        settings.queue_name,
+        settings.dead_letter_queue_name,
+        endpoint=settings.sqs_endpoint_url,
+        region=settings.aws_region,
+    )
+
+
+def envelope(intent: dict[str, Any], workflow_id: uuid.UUID | None = None) -> Envelope:
+    return Envelope.wrap(Intent.model_validate(intent), workflow_id)
+
+
+async def send_bodies(settings: Settings, bodies: list[str | Envelope]) -> None:
+    async with queue_for(settings) as queue:
+        for body in bodies:
+            if isinstance(body, Envelope):
+                await queue.send(
+                    encode_envelope(body, settings.max_message_bytes), message_attributes(body)
+                )
+            else:
+                await queue.send(body, {})
+
+
+async def drain(settings: Settings) -> FleetStats:
+    """Run one in-process worker until its queue is empty."""
+    return await run_worker(settings, until_idle=True, handle_signals=False)
+
+
+async def dlq_messages(settings: Settings) -> list[Any]:
+    async with queue_for(settings) as queue:
+        found: dict[str, Any] = {}
+        for _ in range(5):
+            for message in await queue.receive_dlq(10, 1):
+                found[message.message_id] = message
+            depth = await queue.depth(dlq=True)
+            if depth.visible == 0:
+                break
+        return list(found.values())

@@ -1,0 +1,143 @@
+import json
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from worker.contract import Envelope, encode_envelope, json_schema, parse_message
+from worker.errors import EnqueueRefused, MalformedMessage
+
+ROOT = Path(__file__).resolve().parents[1]
+WID = "3f0c2a9e-4d1b-4c55-9a51-0c2f7b8e9d10"
+
+
+def test_envelope_camel_case_on_the_wire() -> None:
+    body = json.dumps(
+        {
+            "version": 1,
+            "workflowId": WID,
+            "enqueuedAt": "2026-11-26T10:00:00Z",
+            "intent": {
+                "type": "message_generation",
+                "userId": "u-42",
+                "data": {"context": "hi"},
+                "sendToOnlyFans": True,
+                "recipientId": "fan-7",
+                "forceProvider": "azure",
+                "priority": "high",
+                "traceContext": {"traceId": "ab" * 16},
+            },
+        }
+    )
+    env = parse_message(body, "m-1")
+    assert str(env.workflow_id) == WID
+    assert env.intent.send_to_only_fans is True
+    assert env.intent.recipient_id == "fan-7"
+    assert env.trace_id == "ab" * 16
+    wire = json.loads(encode_envelope(env, 262_144))
+    assert wire["intent"]["sendToOnlyFans"] is True
+    assert "send_to_only_fans" not in wire["intent"]
+
+
+def test_bare_intent_takes_the_message_id() -> None:
+    message_id = str(uuid.uuid4())
+    env = parse_message(json.dumps({"type": "content_planning", "userId": "u"}), message_id)
+    assert str(env.workflow_id) == message_id
+    assert env.intent.priority == "medium"
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "says"),
+    [
+        ("{nope", "not_json", "not JSON"),
+        ("[1, 2]", "not_object", "JSON object"),
+        (json.dumps({"type": "teleport", "userId": "u"}), "unknown_intent", "type"),
+        (json.dumps({"type": "content_planning"}), "schema", "userId"),
+        (json.dumps({"type": "content_planning", "userId": 5}), "schema", "userId"),
+        (
+            json.dumps(
+                {
+                    "version": 1,
+                    "workflowId": "not-a-uuid",
+                    "intent": {"type": "content_planning", "userId": "u"},
+                }
+            ),
+            "schema",
+            "workflowId",
+        ),
+        (
+            json.dumps({"type": "content_planning", "userId": "u", "priority": "urgent"}),
+            "schema",
+            "priority",
+        ),
+        ("[" * 5000 + "]" * 5000, None, None),
+        (
+            json.dumps(
+                {
+                    "type": "content_planning",
+                    "userId": "u",
+                    "data": {
+                        "a": [
+                            [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]
+                        ]
+                    },
+                }
+            ),
+            "too_deep",
+            "deeper",
+        ),
+    ],
+)
+def test_malformed_bodies_say_why(body: str, code: str | None, says: str | None) -> None:
+    with pytest.raises(MalformedMessage) as err:
+        parse_message(body, "m-1")
+    if code:
+        assert err.value.code == code
+    if says:
+        assert says in str(err.value)
+
+
+def test_oversize_body_refused_at_enqueue() -> None:
+    env = Envelope.wrap(
+        parse_message(
+            json.dumps(
+                {"type": "content_validation", "userId": "u", "data": {"content": "x" * 300_000}}
+            ),
+            str(uuid.uuid4()),
+        ).intent
+    )
+    with pytest.raises(EnqueueRefused, match="262144"):
+        encode_envelope(env, 262_144)
+
+
+def test_schema_accepts_both_shapes_and_rejects_unknown_types() -> None:
+    schema = json_schema()
+    validator = jsonschema.Draft202012Validator(schema)
+    validator.validate({"type": "content_planning", "userId": "u"})
+    validator.validate(
+        {"version": 1, "workflowId": WID, "intent": {"type": "campaign_execution", "userId": "u"}}
+    )
+    assert not validator.is_valid({"type": "teleport", "userId": "u"})
+    assert not validator.is_valid({"version": 1, "intent": {"type": "content_planning"}})
+
+
+def test_published_schema_is_current() -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "worker.cli",
+            "schema",
+            "--check",
+            "--out",
+            str(ROOT / "docs" / "contract.schema.json"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr + result.stdout

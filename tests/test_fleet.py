@@ -1,0 +1,236 @@
+"""The worker against LocalStack SQS, real PostgreSQL and the fake OpenAI."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from tests.conftest import Factory, dlq_messages, drain, envelope, send_bodies
+from worker.local import FakeOpenAI
+from worker.store import Store
+
+
+async def calls_of(store: Store, workflow_id: str) -> list[dict]:
+    return await store.fetch(
+        "SELECT * FROM llm_calls WHERE workflow_id = %s ORDER BY id", (workflow_id,)
+    )
+
+
+async def test_each_intent_type_completes(make_settings: Factory, store: Store) -> None:
+    settings = await make_settings()
+    envs = [
+        envelope(
+            {
+                "type": "content_planning",
+                "userId": "u1",
+                "platforms": ["onlyfans"],
+                "data": {"goal": "launch", "days": 3},
+            }
+        ),
+        envelope(
+            {
+                "type": "message_generation",
+                "userId": "u1",
+                "recipientId": "fan-1",
+                "data": {"context": "renewal", "fanName": "Ada"},
+            }
+        ),
+        envelope(
+            {"type": "content_validation", "userId": "u2", "data": {"content": "new set friday"}}
+        ),
+        envelope(
+            {
+                "type": "campaign_execution",
+                "userId": "u2",
+                "data": {"brief": "promo", "recipients": ["a", "b", "c"]},
+            }
+        ),
+    ]
+    await send_bodies(settings, list(envs))
+    stats = await drain(settings)
+    assert stats.outcomes.get("completed") == 4
+    rows = {e.intent.type: await store.workflow(str(e.workflow_id)) for e in envs}
+    assert all(row and row["status"] == "completed" for row in rows.values())
+    assert rows["content_planning"]["result"]["plan"]["items"]
+    assert "Ada" in rows["message_generation"]["result"]["message"]
+    assert isinstance(rows["content_validation"]["result"]["verdict"]["approved"], bool)
+    assert [m["recipientId"] for m in rows["campaign_execution"]["result"]["messages"]] == [
+        "a",
+        "b",
+        "c",
+    ]
+    campaign_calls = await calls_of(store, str(envs[3].workflow_id))
+    assert len(campaign_calls) == 3
+    for env in envs:
+        for call in await calls_of(store, str(env.workflow_id)):
+            assert call["usage_source"] == "api" and call["prompt_tokens"] > 0
+            assert call["cost_usd"] > 0 and call["provider"] == "openai"
+            assert call["trace_id"] == env.trace_id
+
+
+async def test_retry_then_success(make_settings: Factory, store: Store) -> None:
+    settings = await make_settings()
+    key = uuid.uuid4().hex
+    env = envelope(
+        {
+            "type": "message_generation",
+            "userId": "u3",
+            "data": {"context": f"[[fake:transient:{key}:1]] hello"},
+        }
+    )
+    await send_bodies(settings, [env])
+    stats = await drain(settings)
+    assert stats.outcomes == {"retried": 1, "completed": 1}
+    row = await store.workflow(str(env.workflow_id))
+    assert row is not None and row["status"] == "completed" and row["attempts"] == 2
+    calls = await calls_of(store, str(env.workflow_id))
+    assert [(c["outcome"], c["receive_count"]) for c in calls] == [("error", 1), ("ok", 2)]
+    assert calls[0]["error_code"] == "server" and calls[0]["cost_usd"] == 0
+
+
+async def test_in_process_retries_absorb_a_transient_fault(
+    make_settings: Factory, store: Store
+) -> None:
+    settings = await make_settings(llm_retry_delays=(0.01, 0.01))
+    key = uuid.uuid4().hex
+    env = envelope(
+        {
+            "type": "message_generation",
+            "userId": "u3",
+            "data": {"context": f"[[fake:rate_limit:{key}:2]] hello"},
+        }
+    )
+    await send_bodies(settings, [env])
+    stats = await drain(settings)
+    assert stats.outcomes == {"completed": 1}
+    calls = await calls_of(store, str(env.workflow_id))
+    assert [c["attempt"] for c in calls] == [1, 2, 3]
+    assert [c["error_code"] for c in calls] == ["rate_limit", "rate_limit", None]
+
+
+async def test_retry_exhaustion_ends_in_the_dlq(make_settings: Factory, store: Store) -> None:
+    settings = await make_settings(max_receives=2)
+    key = uuid.uuid4().hex
+    env = envelope(
+        {
+            "type": "content_validation",
+            "userId": "u4",
+            "data": {"content": f"[[fake:transient:{key}:99]]"},
+        }
+    )
+    await send_bodies(settings, [env])
+    stats = await drain(settings)
+    assert stats.outcomes == {"retried": 1, "dead_lettered": 1}
+    row = await store.workflow(str(env.workflow_id))
+    assert row is not None and row["status"] == "failed" and row["error_code"] == "server"
+    letters = await store.fetch(
+        "SELECT * FROM dead_letters WHERE workflow_id = %s", (str(env.workflow_id),)
+    )
+    assert [(d["error_class"], d["receive_count"]) for d in letters] == [("exhausted", 2)]
+    moved = await dlq_messages(settings)
+    assert len(moved) == 1 and json.loads(moved[0].body)["workflowId"] == str(env.workflow_id)
+    assert moved[0].message_id == letters[0]["message_id"]
+
+
+async def test_permanent_error_goes_to_the_dlq_at_once(
+    make_settings: Factory, store: Store, fake_openai: FakeOpenAI
+) -> None:
+    settings = await make_settings()
+    env = envelope(
+        {"type": "message_generation", "userId": "u5", "data": {"context": "[[fake:reject]]"}}
+    )
+    await send_bodies(settings, [env])
+    stats = await drain(settings)
+    assert stats.outcomes == {"dead_lettered": 1}
+    row = await store.workflow(str(env.workflow_id))
+    assert row is not None and row["status"] == "failed" and row["error_code"] == "validation"
+    moved = await dlq_messages(settings)
+    assert len(moved) == 1
+    assert moved[0].attributes["errorClass"] == "permanent"
+    assert moved[0].attributes["errorCode"] == "validation"
+    assert moved[0].attributes["intentType"] == "message_generation"
+
+
+async def test_invalid_output_is_repaired_once(make_settings: Factory, store: Store) -> None:
+    settings = await make_settings()
+    repaired = envelope(
+        {
+            "type": "content_validation",
+            "userId": "u6",
+            "data": {"content": f"[[fake:bad_output:{uuid.uuid4().hex}:1]]"},
+        }
+    )
+    hopeless = envelope(
+        {
+            "type": "content_validation",
+            "userId": "u6",
+            "data": {"content": f"[[fake:bad_output:{uuid.uuid4().hex}:2]]"},
+        }
+    )
+    await send_bodies(settings, [repaired, hopeless])
+    stats = await drain(settings)
+    assert stats.outcomes == {"completed": 1, "dead_lettered": 1}
+    assert len(await calls_of(store, str(repaired.workflow_id))) == 2
+    failed = await store.workflow(str(hopeless.workflow_id))
+    assert failed is not None and failed["error_code"] == "invalid_output"
+
+
+async def test_malformed_bodies_go_to_the_dlq_and_work_goes_on(
+    make_settings: Factory, store: Store
+) -> None:
+    settings = await make_settings()
+    good = envelope({"type": "message_generation", "userId": "u7", "data": {"context": "x"}})
+    bad = [
+        "not json at all",
+        json.dumps({"type": "message_generation", "userId": 42}),
+        json.dumps({"type": "teleport", "userId": "u7"}),
+        json.dumps({"userId": "u7"}),
+        json.dumps({"type": "campaign_execution", "userId": "u7", "data": {"brief": "x"}}),
+    ]
+    await send_bodies(settings, [*bad, good])
+    stats = await drain(settings)
+    assert stats.outcomes.get("completed") == 1
+    assert stats.outcomes.get("malformed") == 5
+    moved = await dlq_messages(settings)
+    letters = await store.fetch(
+        "SELECT error_code, error_message FROM dead_letters WHERE message_id = ANY(%s)",
+        ([m.attributes["sourceMessageId"] for m in moved],),
+    )
+    codes = sorted(d["error_code"] for d in letters)
+    assert codes == ["invalid_data", "not_json", "schema", "schema", "unknown_intent"]
+    reasons = " ".join(d["error_message"] for d in letters)
+    assert "userId" in reasons and "intent.data.recipients" in reasons
+
+
+async def test_redelivered_completed_workflow_is_not_rerun(
+    make_settings: Factory, store: Store, fake_openai: FakeOpenAI
+) -> None:
+    settings = await make_settings()
+    env = envelope({"type": "message_generation", "userId": "u8", "data": {"context": "once"}})
+    await send_bodies(settings, [env])
+    await drain(settings)
+    before = fake_openai.requests
+    await send_bodies(settings, [env, env])
+    stats = await drain(settings)
+    assert stats.outcomes == {"duplicate": 2}
+    assert fake_openai.requests == before
+    row = await store.workflow(str(env.workflow_id))
+    assert row is not None and row["attempts"] == 1
+    assert len(await calls_of(store, str(env.workflow_id))) == 1
+
+
+async def test_heartbeat_keeps_a_slow_handler_invisible(
+    make_settings: Factory, store: Store
+) -> None:
+    settings = await make_settings(visibility_timeout=2, heartbeat_interval=0.5)
+    env = envelope(
+        {
+            "type": "message_generation",
+            "userId": "u9",
+            "data": {"context": "[[fake:slow:4500]] take your time"},
+        }
+    )
+    await send_bodies(settings, [env])
+    stats = await drain(settings)
+    assert stats.received == 1 and stats.outcomes == {"completed": 1}
+    assert len(await calls_of(store, str(env.workflow_id))) == 1

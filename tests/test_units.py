@@ -1,0 +1,125 @@
+"""Pure pieces: backoff, classification, prices, sanitizer, batcher."""
+
+import asyncio
+import random
+from decimal import Decimal
+
+import httpx
+import pytest
+import structlog
+
+from worker.consumer import Capacity, retry_delay
+from worker.errors import (
+    PermanentError,
+    ProviderRateLimited,
+    ProviderRejected,
+    ProviderServerError,
+    RetryableError,
+)
+from worker.observability.logging import add_secrets, sanitize
+from worker.providers import classify, cost_usd, price_for, retry_after_seconds
+from worker.queue import Batcher
+
+
+def test_retry_delay_grows_and_is_capped() -> None:
+    rng = random.Random(7)
+    delays = [retry_delay(n, base=5, cap=60, jitter=0, rng=rng) for n in range(1, 7)]
+    assert delays == [5, 10, 20, 40, 60, 60]
+    jittered = {retry_delay(1, base=10, cap=100, rng=rng) for _ in range(50)}
+    assert all(9 <= d <= 11 for d in jittered) and len(jittered) > 1
+    with pytest.raises(ValueError):
+        retry_delay(0, base=1, cap=1)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "kind", "code"),
+    [
+        (429, {"error": {"code": "rate_limit_exceeded"}}, ProviderRateLimited, "rate_limit"),
+        (429, {"error": {"code": "insufficient_quota"}}, ProviderRejected, "quota"),
+        (500, None, ProviderServerError, "server"),
+        (503, {"error": {"code": "server_is_overloaded"}}, ProviderServerError, "server"),
+        (401, {"error": {"code": "invalid_api_key"}}, ProviderRejected, "auth"),
+        (403, None, ProviderRejected, "auth"),
+        (404, {"error": {"code": "model_not_found"}}, ProviderRejected, "not_found"),
+        (400, {"error": {"code": "context_length_exceeded"}}, ProviderRejected, "validation"),
+        (400, {"error": {"code": "content_filter"}}, ProviderRejected, "content_filter"),
+        (422, None, ProviderRejected, "validation"),
+    ],
+)
+def test_classify(status: int, body: object, kind: type, code: str) -> None:
+    error = classify(status, body, httpx.Headers({}))
+    assert isinstance(error, kind)
+    assert error.code == code
+    assert isinstance(error, RetryableError) != isinstance(error, PermanentError)
+
+
+def test_retry_after_headers() -> None:
+    assert retry_after_seconds(httpx.Headers({"retry-after-ms": "1500"})) == 1.5
+    assert retry_after_seconds(httpx.Headers({"retry-after": "3"})) == 3.0
+    assert retry_after_seconds(httpx.Headers({})) is None
+    dated = retry_after_seconds(httpx.Headers({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}))
+    assert dated == 0.0
+
+
+def test_prices_separate_input_and_output() -> None:
+    assert cost_usd("openai", "gpt-4o", 1_000_000, 0) == Decimal("2.50")
+    assert cost_usd("openai", "gpt-4o", 0, 1_000_000) == Decimal("10.00")
+    assert cost_usd("azure", "gpt-4-turbo", 1000, 1000) == Decimal("0.04400000")
+    assert price_for("openai", "gpt-4o-mini-2024-07-18") == price_for("openai", "gpt-4o-mini")
+    assert cost_usd("openai", "unknown-model", 10, 10) == Decimal(0)
+
+
+def test_sanitizer_removes_secrets_and_content() -> None:
+    add_secrets(["sk-very-secret-value-123"])
+    cleaned = sanitize(
+        {
+            "api_key": "k",
+            "Authorization": "Bearer abc.def",
+            "prompt": "hello fan",
+            "note": "used sk-very-secret-value-123 and Bearer xyz123",
+            "url": "postgresql://user:hunter2@db/x",
+            "nested": {"password": "p", "ok": 1},
+            "long": "y" * 5000,
+            "content_type": "dm",
+        }
+    )
+    text = str(cleaned)
+    for leaked in ("sk-very-secret", "abc.def", "hello fan", "xyz123", "hunter2"):
+        assert leaked not in text
+    assert cleaned["nested"]["ok"] == 1
+    assert cleaned["content_type"] == "dm"
+    assert len(cleaned["long"]) < 600
+
+
+def test_configured_logging_applies_the_sanitizer(capsys: pytest.CaptureFixture[str]) -> None:
+    from worker.observability import configure_logging
+
+    configure_logging("INFO", "json")
+    add_secrets(["sk-logged-secret-999"])
+    structlog.get_logger("t").info("event", detail="key sk-logged-secret-999", messages=["hi"])
+    err = capsys.readouterr().err
+    assert "sk-logged-secret-999" not in err and '"hi"' not in err
+    assert '"event": "event"' in err
+
+
+async def test_batcher_groups_and_reports_per_entry_failures() -> None:
+    calls: list[list[int]] = []
+
+    async def flush(items: list[int]) -> list[BaseException | None]:
+        calls.append(items)
+        return [ValueError("odd") if i % 2 else None for i in items]
+
+    batcher: Batcher[int] = Batcher(flush, size=10, linger=0.01)
+    results = await asyncio.gather(*(batcher.submit(i) for i in range(25)), return_exceptions=True)
+    assert [len(c) for c in calls] == [10, 10, 5]
+    assert [isinstance(r, ValueError) for r in results] == [i % 2 == 1 for i in range(25)]
+
+
+async def test_capacity_blocks_when_full() -> None:
+    capacity = Capacity(3)
+    assert await capacity.take(10) == 3
+    waiter = asyncio.create_task(capacity.take(10))
+    await asyncio.sleep(0.01)
+    assert not waiter.done()
+    capacity.give(2)
+    assert await asyncio.wait_for(waiter, 1) == 2
