@@ -56,3 +56,13 @@ def test_missing_database_url_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DATABASE_URL", raising=False)
     with pytest.raises(ConfigError, match="DATABASE_URL"):
         load_settings().require_database_url()
+
+
+def test_every_setting_is_documented() -> None:
+    from pathlib import Path
+
+    from worker.config import Settings, _setting_name
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "configuration.md").read_text()
+    missing = [_setting_name(n) for n in Settings.model_fields if f"`{_setting_name(n)}`" not in doc]
+    assert missing == []

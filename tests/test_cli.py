@@ -1,0 +1,158 @@
+"""The `fleet` command run as a subprocess, as an operator would."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import API_KEY, Factory, drain, envelope, queue_for, send_bodies
+from worker.config import Settings
+from worker.store import Store
+
+FLEET = [sys.executable, "-m", "worker.cli"]
+
+
+def env_for(settings: Settings, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLEET_", "AWS_"))}
+    env.update({
+        "AWS_ENDPOINT_URL_SQS": str(settings.sqs_endpoint_url),
+        "DATABASE_URL": settings.require_database_url(),
+        "OPENAI_BASE_URL": settings.openai_base_url,
+        "OPENAI_API_KEY": API_KEY,
+        "FLEET_QUEUE_NAME": settings.queue_name,
+        "FLEET_CONCURRENCY": str(settings.concurrency),
+        "FLEET_POLLERS": str(settings.pollers),
+        "FLEET_WAIT_SECONDS": str(settings.wait_seconds),
+        "FLEET_VISIBILITY_TIMEOUT": str(settings.visibility_timeout),
+        "FLEET_HEARTBEAT_INTERVAL": str(settings.heartbeat_interval),
+        "FLEET_RETRY_BASE_SECONDS": str(settings.retry_base_seconds),
+        "FLEET_RETRY_MAX_SECONDS": str(settings.retry_max_seconds),
+        "FLEET_SHUTDOWN_GRACE": str(settings.shutdown_grace),
+        "FLEET_LLM_RETRY_DELAYS": ",".join(map(str, settings.llm_retry_delays)),
+        "FLEET_LOG_LEVEL": "INFO",
+    })
+    env.update(extra)
+    return env
+
+
+def fleet(args: list[str], env: dict[str, str], **kw: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*FLEET, *args], env=env, capture_output=True, text=True,
+                          timeout=120, check=False, **kw)
+
+
+async def test_enqueue_validates_before_sending(make_settings: Factory, tmp_path: Path) -> None:
+    settings = await make_settings()
+    env = env_for(settings)
+    jsonl = tmp_path / "intents.jsonl"
+    jsonl.write_text(
+        json.dumps({"type": "message_generation", "userId": "u", "data": {"context": "x"}})
+        + "\n" + json.dumps({"type": "message_generation", "user": "u"}) + "\n{broken\n"
+    )
+    result = fleet(["enqueue", "--file", str(jsonl)], env)
+    assert result.returncode == 1
+    assert "intents.jsonl:2:" in result.stderr and "userId" in result.stderr
+    assert "intents.jsonl:3:" in result.stderr and "not JSON" in result.stderr
+    async with queue_for(settings) as queue:
+        assert (await queue.depth()).total == 0
+
+    result = fleet(["enqueue", "--type", "message_generation", "--user", "u",
+                    "--data", '{"context": "hello"}', "--priority", "high"], env)
+    assert result.returncode == 0, result.stderr
+    assert "enqueued workflow" in result.stdout
+    status = fleet(["status", "--json"], env)
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["queue"]["visible"] == 1
+
+    lines = [json.dumps({"type": "content_validation", "userId": f"u{i}",
+                         "data": {"content": "c"}}) for i in range(25)]
+    jsonl.write_text("\n".join(lines) + "\n")
+    result = fleet(["enqueue", "--file", str(jsonl)], env)
+    assert result.returncode == 0, result.stderr
+    assert "enqueued 25 workflows" in result.stdout
+
+
+async def test_bad_configuration_fails_at_start_naming_the_setting(make_settings: Factory) -> None:
+    settings = await make_settings()
+    env = env_for(settings, FLEET_HEARTBEAT_INTERVAL="30", FLEET_VISIBILITY_TIMEOUT="10")
+    result = fleet(["run"], env)
+    assert result.returncode == 2
+    assert "FLEET_HEARTBEAT_INTERVAL" in result.stderr
+
+
+async def _wait_for_completed(store: Store, ids: list[str], at_least: int) -> int:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        rows = await store.fetch(
+            "SELECT count(*) AS n FROM workflows WHERE id = ANY(%s) AND status = 'completed'",
+            (ids,))
+        if int(rows[0]["n"]) >= at_least:
+            return int(rows[0]["n"])
+        time.sleep(0.2)
+    raise AssertionError("workers made no progress")
+
+
+@pytest.mark.slow
+async def test_sigterm_under_load_loses_nothing(make_settings: Factory, store: Store) -> None:
+    settings = await make_settings(concurrency=8, shutdown_grace=0.5)
+    envs = [envelope({"type": "message_generation", "userId": f"u{i % 4}",
+                      "data": {"context": f"[[fake:slow:{400 + (i % 5) * 700}]] n{i}"}})
+            for i in range(40)]
+    ids = [str(e.workflow_id) for e in envs]
+    await send_bodies(settings, list(envs))
+    worker = subprocess.Popen([*FLEET, "run"], env=env_for(settings),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        await _wait_for_completed(store, ids, 5)
+        started = time.monotonic()
+        worker.send_signal(signal.SIGTERM)
+        _, err = worker.communicate(timeout=30)
+        took = time.monotonic() - started
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert worker.returncode == 0, err[-2000:]
+    assert took < settings.shutdown_grace + 10
+    assert "fleet_stopping" in err and "worker stopped" in err
+    assert "grace_period_over" in err and "workflow_released" in err
+    assert API_KEY not in err
+
+    await drain(settings)
+    rows = await store.fetch(
+        "SELECT status, count(*) AS n FROM workflows WHERE id = ANY(%s) GROUP BY status", (ids,))
+    assert {r["status"]: int(r["n"]) for r in rows} == {"completed": 40}
+    ok_calls = await store.fetch(
+        "SELECT workflow_id, count(*) AS n FROM llm_calls WHERE workflow_id = ANY(%s)"
+        " AND outcome = 'ok' GROUP BY workflow_id", (ids,))
+    assert len(ok_calls) == 40 and all(int(r["n"]) == 1 for r in ok_calls)
+    async with queue_for(settings) as queue:
+        assert (await queue.depth()).total == 0
+        assert (await queue.depth(dlq=True)).total == 0
+
+
+@pytest.mark.slow
+def test_demo_json_summary(sqs_endpoint: str, pg_server: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLEET_", "AWS_"))}
+    env.update({"AWS_ENDPOINT_URL_SQS": sqs_endpoint, "TEST_DATABASE_URL": pg_server})
+    result = subprocess.run([*FLEET, "demo", "--json"], env=env, capture_output=True,
+                            text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout)
+    assert summary["enqueued"] == 9
+    assert summary["completed"] == 6
+    assert summary["dead_lettered"] == 3
+    assert summary["retried"] == 1
+    assert summary["in_progress"] == 0
+    assert summary["cost_usd"] > 0
+    assert summary["dlq_depth"] == 3
+    classes = sorted(d["errorClass"] for d in summary["dead_letters"])
+    assert classes == ["malformed", "malformed", "permanent"]
+    assert set(summary["cost_by_intent"]) == {
+        "content_planning", "message_generation", "content_validation", "campaign_execution"}
