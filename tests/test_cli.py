@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -22,30 +23,33 @@ FLEET = [sys.executable, "-m", "worker.cli"]
 
 def env_for(settings: Settings, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLEET_", "AWS_"))}
-    env.update({
-        "AWS_ENDPOINT_URL_SQS": str(settings.sqs_endpoint_url),
-        "DATABASE_URL": settings.require_database_url(),
-        "OPENAI_BASE_URL": settings.openai_base_url,
-        "OPENAI_API_KEY": API_KEY,
-        "FLEET_QUEUE_NAME": settings.queue_name,
-        "FLEET_CONCURRENCY": str(settings.concurrency),
-        "FLEET_POLLERS": str(settings.pollers),
-        "FLEET_WAIT_SECONDS": str(settings.wait_seconds),
-        "FLEET_VISIBILITY_TIMEOUT": str(settings.visibility_timeout),
-        "FLEET_HEARTBEAT_INTERVAL": str(settings.heartbeat_interval),
-        "FLEET_RETRY_BASE_SECONDS": str(settings.retry_base_seconds),
-        "FLEET_RETRY_MAX_SECONDS": str(settings.retry_max_seconds),
-        "FLEET_SHUTDOWN_GRACE": str(settings.shutdown_grace),
-        "FLEET_LLM_RETRY_DELAYS": ",".join(map(str, settings.llm_retry_delays)),
-        "FLEET_LOG_LEVEL": "INFO",
-    })
+    env.update(
+        {
+            "AWS_ENDPOINT_URL_SQS": str(settings.sqs_endpoint_url),
+            "DATABASE_URL": settings.require_database_url(),
+            "OPENAI_BASE_URL": settings.openai_base_url,
+            "OPENAI_API_KEY": API_KEY,
+            "FLEET_QUEUE_NAME": settings.queue_name,
+            "FLEET_CONCURRENCY": str(settings.concurrency),
+            "FLEET_POLLERS": str(settings.pollers),
+            "FLEET_WAIT_SECONDS": str(settings.wait_seconds),
+            "FLEET_VISIBILITY_TIMEOUT": str(settings.visibility_timeout),
+            "FLEET_HEARTBEAT_INTERVAL": str(settings.heartbeat_interval),
+            "FLEET_RETRY_BASE_SECONDS": str(settings.retry_base_seconds),
+            "FLEET_RETRY_MAX_SECONDS": str(settings.retry_max_seconds),
+            "FLEET_SHUTDOWN_GRACE": str(settings.shutdown_grace),
+            "FLEET_LLM_RETRY_DELAYS": ",".join(map(str, settings.llm_retry_delays)),
+            "FLEET_LOG_LEVEL": "INFO",
+        }
+    )
     env.update(extra)
     return env
 
 
 def fleet(args: list[str], env: dict[str, str], **kw: Any) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*FLEET, *args], env=env, capture_output=True, text=True,
-                          timeout=120, check=False, **kw)
+    return subprocess.run(
+        [*FLEET, *args], env=env, capture_output=True, text=True, timeout=120, check=False, **kw
+    )
 
 
 async def test_enqueue_validates_before_sending(make_settings: Factory, tmp_path: Path) -> None:
@@ -54,7 +58,9 @@ async def test_enqueue_validates_before_sending(make_settings: Factory, tmp_path
     jsonl = tmp_path / "intents.jsonl"
     jsonl.write_text(
         json.dumps({"type": "message_generation", "userId": "u", "data": {"context": "x"}})
-        + "\n" + json.dumps({"type": "message_generation", "user": "u"}) + "\n{broken\n"
+        + "\n"
+        + json.dumps({"type": "message_generation", "user": "u"})
+        + "\n{broken\n"
     )
     result = fleet(["enqueue", "--file", str(jsonl)], env)
     assert result.returncode == 1
@@ -63,16 +69,30 @@ async def test_enqueue_validates_before_sending(make_settings: Factory, tmp_path
     async with queue_for(settings) as queue:
         assert (await queue.depth()).total == 0
 
-    result = fleet(["enqueue", "--type", "message_generation", "--user", "u",
-                    "--data", '{"context": "hello"}', "--priority", "high"], env)
+    result = fleet(
+        [
+            "enqueue",
+            "--type",
+            "message_generation",
+            "--user",
+            "u",
+            "--data",
+            '{"context": "hello"}',
+            "--priority",
+            "high",
+        ],
+        env,
+    )
     assert result.returncode == 0, result.stderr
     assert "enqueued workflow" in result.stdout
     status = fleet(["status", "--json"], env)
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)["queue"]["visible"] == 1
 
-    lines = [json.dumps({"type": "content_validation", "userId": f"u{i}",
-                         "data": {"content": "c"}}) for i in range(25)]
+    lines = [
+        json.dumps({"type": "content_validation", "userId": f"u{i}", "data": {"content": "c"}})
+        for i in range(25)
+    ]
     jsonl.write_text("\n".join(lines) + "\n")
     result = fleet(["enqueue", "--file", str(jsonl)], env)
     assert result.returncode == 0, result.stderr
@@ -92,32 +112,46 @@ async def _wait_for_completed(store: Store, ids: list[str], at_least: int) -> in
     while time.monotonic() < deadline:
         rows = await store.fetch(
             "SELECT count(*) AS n FROM workflows WHERE id = ANY(%s) AND status = 'completed'",
-            (ids,))
+            (ids,),
+        )
         if int(rows[0]["n"]) >= at_least:
             return int(rows[0]["n"])
-        time.sleep(0.2)
+        await asyncio.sleep(0.2)
     raise AssertionError("workers made no progress")
 
 
 @pytest.mark.slow
 async def test_sigterm_under_load_loses_nothing(make_settings: Factory, store: Store) -> None:
     settings = await make_settings(concurrency=8, shutdown_grace=0.5)
-    envs = [envelope({"type": "message_generation", "userId": f"u{i % 4}",
-                      "data": {"context": f"[[fake:slow:{400 + (i % 5) * 700}]] n{i}"}})
-            for i in range(40)]
+    envs = [
+        envelope(
+            {
+                "type": "message_generation",
+                "userId": f"u{i % 4}",
+                "data": {"context": f"[[fake:slow:{400 + (i % 5) * 700}]] n{i}"},
+            }
+        )
+        for i in range(40)
+    ]
     ids = [str(e.workflow_id) for e in envs]
     await send_bodies(settings, list(envs))
-    worker = subprocess.Popen([*FLEET, "run"], env=env_for(settings),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    worker = await asyncio.create_subprocess_exec(
+        *FLEET,
+        "run",
+        env=env_for(settings),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     try:
         await _wait_for_completed(store, ids, 5)
         started = time.monotonic()
         worker.send_signal(signal.SIGTERM)
-        _, err = worker.communicate(timeout=30)
+        _, raw_err = await asyncio.wait_for(worker.communicate(), 30)
         took = time.monotonic() - started
     finally:
-        if worker.poll() is None:
+        if worker.returncode is None:
             worker.kill()
+    err = raw_err.decode()
     assert worker.returncode == 0, err[-2000:]
     assert took < settings.shutdown_grace + 10
     assert "fleet_stopping" in err and "worker stopped" in err
@@ -126,11 +160,14 @@ async def test_sigterm_under_load_loses_nothing(make_settings: Factory, store: S
 
     await drain(settings)
     rows = await store.fetch(
-        "SELECT status, count(*) AS n FROM workflows WHERE id = ANY(%s) GROUP BY status", (ids,))
+        "SELECT status, count(*) AS n FROM workflows WHERE id = ANY(%s) GROUP BY status", (ids,)
+    )
     assert {r["status"]: int(r["n"]) for r in rows} == {"completed": 40}
     ok_calls = await store.fetch(
         "SELECT workflow_id, count(*) AS n FROM llm_calls WHERE workflow_id = ANY(%s)"
-        " AND outcome = 'ok' GROUP BY workflow_id", (ids,))
+        " AND outcome = 'ok' GROUP BY workflow_id",
+        (ids,),
+    )
     assert len(ok_calls) == 40 and all(int(r["n"]) == 1 for r in ok_calls)
     async with queue_for(settings) as queue:
         assert (await queue.depth()).total == 0
@@ -141,8 +178,14 @@ async def test_sigterm_under_load_loses_nothing(make_settings: Factory, store: S
 def test_demo_json_summary(sqs_endpoint: str, pg_server: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLEET_", "AWS_"))}
     env.update({"AWS_ENDPOINT_URL_SQS": sqs_endpoint, "TEST_DATABASE_URL": pg_server})
-    result = subprocess.run([*FLEET, "demo", "--json"], env=env, capture_output=True,
-                            text=True, timeout=300, check=False)
+    result = subprocess.run(
+        [*FLEET, "demo", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout)
     assert summary["enqueued"] == 9
@@ -155,4 +198,8 @@ def test_demo_json_summary(sqs_endpoint: str, pg_server: str) -> None:
     classes = sorted(d["errorClass"] for d in summary["dead_letters"])
     assert classes == ["malformed", "malformed", "permanent"]
     assert set(summary["cost_by_intent"]) == {
-        "content_planning", "message_generation", "content_validation", "campaign_execution"}
+        "content_planning",
+        "message_generation",
+        "content_validation",
+        "campaign_execution",
+    }
