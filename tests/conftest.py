@@ -17,7 +17,7 @@ import pytest
 from worker.config import Settings, load_settings
 from worker.consumer import FleetStats, run_worker
 from worker.contract import Envelope, Intent, encode_envelope, message_attributes
-from worker.local import EmbeddedPostgres, FakeOpenAI, LocalStack, scratch_database
+from worker.local import EmbeddedPostgres, FakeLLM, LocalStack, scratch_database
 from worker.queue import QueueClient, QueueSpec, create_queues
 from worker.store import Store, migrate
 
@@ -57,8 +57,14 @@ async def migrated(database_url: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def fake_openai() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI(api_key=API_KEY) as fake:
+def fake_llm() -> Iterator[FakeLLM]:
+    with FakeLLM(api_key=API_KEY) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="session")
+def azure_fake() -> Iterator[FakeLLM]:
+    with FakeLLM(api_key=API_KEY) as fake:
         yield fake
 
 
@@ -72,14 +78,14 @@ Factory = Callable[..., Awaitable[Settings]]
 
 
 @pytest.fixture
-def make_settings(sqs_endpoint: str, migrated: str, fake_openai: FakeOpenAI) -> Factory:
+def make_settings(sqs_endpoint: str, migrated: str, fake_llm: FakeLLM) -> Factory:
     """Settings with time compressed and fresh queues (created) for this test."""
 
     async def build(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
             "sqs_endpoint_url": sqs_endpoint,
             "database_url": migrated,
-            "openai_base_url": fake_openai.base_url,
+            "openai_base_url": fake_llm.base_url,
             "openai_api_key": API_KEY,
             "queue_name": f"t-{uuid.uuid4().hex[:12]}",
             "concurrency": 16,
@@ -93,6 +99,7 @@ def make_settings(sqs_endpoint: str, migrated: str, fake_openai: FakeOpenAI) -> 
             "llm_retry_delays": (),
             "shutdown_grace": 5,
             "log_level": "WARNING",
+            "cache_ttl": 0,
         }
         values.update(overrides)
         settings = load_settings(**values)

@@ -6,7 +6,7 @@ import json
 import uuid
 
 from tests.conftest import Factory, dlq_messages, drain, envelope, send_bodies
-from worker.local import FakeOpenAI
+from worker.local import FakeLLM
 from worker.store import Store
 
 
@@ -133,7 +133,7 @@ async def test_retry_exhaustion_ends_in_the_dlq(make_settings: Factory, store: S
 
 
 async def test_permanent_error_goes_to_the_dlq_at_once(
-    make_settings: Factory, store: Store, fake_openai: FakeOpenAI
+    make_settings: Factory, store: Store, fake_llm: FakeLLM
 ) -> None:
     settings = await make_settings()
     env = envelope(
@@ -203,17 +203,17 @@ async def test_malformed_bodies_go_to_the_dlq_and_work_goes_on(
 
 
 async def test_redelivered_completed_workflow_is_not_rerun(
-    make_settings: Factory, store: Store, fake_openai: FakeOpenAI
+    make_settings: Factory, store: Store, fake_llm: FakeLLM
 ) -> None:
     settings = await make_settings()
     env = envelope({"type": "message_generation", "userId": "u8", "data": {"context": "once"}})
     await send_bodies(settings, [env])
     await drain(settings)
-    before = fake_openai.requests
+    before = fake_llm.requests
     await send_bodies(settings, [env, env])
     stats = await drain(settings)
     assert stats.outcomes == {"duplicate": 2}
-    assert fake_openai.requests == before
+    assert fake_llm.requests == before
     row = await store.workflow(str(env.workflow_id))
     assert row is not None and row["attempts"] == 1
     assert len(await calls_of(store, str(env.workflow_id))) == 1

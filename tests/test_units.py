@@ -11,6 +11,7 @@ import structlog
 from worker.consumer import Capacity, retry_delay
 from worker.errors import (
     PermanentError,
+    ProviderQuotaExceeded,
     ProviderRateLimited,
     ProviderRejected,
     ProviderServerError,
@@ -35,7 +36,7 @@ def test_retry_delay_grows_and_is_capped() -> None:
     ("status", "body", "kind", "code"),
     [
         (429, {"error": {"code": "rate_limit_exceeded"}}, ProviderRateLimited, "rate_limit"),
-        (429, {"error": {"code": "insufficient_quota"}}, ProviderRejected, "quota"),
+        (429, {"error": {"code": "insufficient_quota"}}, ProviderQuotaExceeded, "quota"),
         (500, None, ProviderServerError, "server"),
         (503, {"error": {"code": "server_is_overloaded"}}, ProviderServerError, "server"),
         (401, {"error": {"code": "invalid_api_key"}}, ProviderRejected, "auth"),
@@ -47,7 +48,7 @@ def test_retry_delay_grows_and_is_capped() -> None:
     ],
 )
 def test_classify(status: int, body: object, kind: type, code: str) -> None:
-    error = classify(status, body, httpx.Headers({}))
+    error = classify("openai", status, body, httpx.Headers({}))
     assert isinstance(error, kind)
     assert error.code == code
     assert isinstance(error, RetryableError) != isinstance(error, PermanentError)

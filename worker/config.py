@@ -8,6 +8,7 @@ that names the setting, never minutes later in a handler.
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
@@ -19,6 +20,8 @@ __all__ = ["Settings", "load_settings"]
 
 Seconds = Annotated[float, Field(ge=0)]
 Delays = Annotated[tuple[float, ...], NoDecode]
+Names = Annotated[tuple[str, ...], NoDecode]
+Routes = Annotated[dict[str, Literal["openai", "azure"]], NoDecode]
 
 
 def _split_delays(value: Any) -> Any:
@@ -48,6 +51,7 @@ class Settings(BaseSettings):
     azure_openai_api_key: SecretStr | None = Field(None, validation_alias="AZURE_OPENAI_API_KEY")
     azure_openai_deployment: str | None = Field(None, validation_alias="AZURE_OPENAI_DEPLOYMENT")
     openai_api_version: str = Field("2024-10-21", validation_alias="OPENAI_API_VERSION")
+    azure_openai_ad_token: SecretStr | None = Field(None, validation_alias="AZURE_OPENAI_AD_TOKEN")
 
     # --- queues ---------------------------------------------------------
     queue_name: str = Field("hybrid-orchestrator-work", min_length=1, max_length=80)
@@ -69,8 +73,25 @@ class Settings(BaseSettings):
 
     # --- providers ------------------------------------------------------
     model: str = "gpt-4o-mini"
+    azure_model: str = Field("gpt-4o", description="model behind the Azure deployment")
     openai_timeout: Seconds = 30.0
+    azure_timeout: Seconds = 45.0
     llm_retry_delays: Delays = (1.0, 2.0, 5.0)
+    routes: Routes = {
+        "content_planning": "azure",
+        "campaign_execution": "azure",
+        "message_generation": "openai",
+        "content_validation": "openai",
+    }
+    workflow_timeout: float = Field(300.0, gt=0)
+    breaker_failures: int = Field(5, ge=1)
+    breaker_failure_rate: float = Field(0.5, gt=0, le=1)
+    breaker_min_calls: int = Field(20, ge=1)
+    breaker_window: float = Field(30.0, gt=0)
+    breaker_cooldown: float = Field(15.0, ge=0)
+    cache_ttl: Seconds = 3600.0
+    cache_intents: Names = ("content_planning", "content_validation")
+    prices: dict[str, list[float]] | None = None
     campaign_concurrency: int = Field(8, ge=1, le=256)
 
     # --- sends ----------------------------------------------------------
@@ -84,6 +105,27 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] = "json"
 
     _split = field_validator("llm_retry_delays", mode="before")(_split_delays)
+
+    @field_validator("cache_intents", mode="before")
+    @classmethod
+    def _split_names(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("routes", mode="before")
+    @classmethod
+    def _split_routes(cls, value: Any) -> Any:
+        """``"content_planning=azure,message_generation=openai"`` or a JSON object."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("{"):
+                return json.loads(text)
+            pairs = [part.split("=", 1) for part in text.split(",") if part.strip()]
+            if any(len(pair) != 2 for pair in pairs):
+                raise ValueError("want intent=provider pairs separated by commas")
+            return {k.strip(): v.strip() for k, v in pairs}
+        return value
 
     @field_validator("llm_retry_delays")
     @classmethod
@@ -123,6 +165,11 @@ class Settings(BaseSettings):
                 self.db_pool_min <= self.db_pool_max,
                 f"FLEET_DB_POOL_MIN ({self.db_pool_min}) must not exceed "
                 f"FLEET_DB_POOL_MAX ({self.db_pool_max})",
+            ),
+            (
+                self.openai_timeout < self.workflow_timeout,
+                f"FLEET_OPENAI_TIMEOUT ({self.openai_timeout:g}) must be less than "
+                f"FLEET_WORKFLOW_TIMEOUT ({self.workflow_timeout:g})",
             ),
             (
                 self.pollers <= self.concurrency,

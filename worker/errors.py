@@ -13,11 +13,14 @@ to that service, with ``raise Ours(...) from exc``.
     │   ├── ProviderRateLimited
     │   ├── ProviderServerError
     │   ├── ProviderNetworkError
+    │   ├── ProviderQuotaExceeded   quota gone, or Retry-After past the deadline
+    │   ├── ProviderUnavailable     circuit open, or every route failed
+    │   ├── DeadlineExceeded        the workflow ran out of time
     │   ├── QueueUnavailable
     │   ├── StoreUnavailable
     │   └── LeaseHeld               another worker is running this workflow
     └── PermanentError              retrying cannot help: DLQ at once
-        ├── ProviderRejected        400/401/403/404/422, content filter
+        ├── ProviderRejected        auth, not_found, validation, content_filter
         └── InvalidOutput           structured output still invalid after repair
 
 Each error carries a short machine-readable ``code`` used in the workflow row,
@@ -28,16 +31,19 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigError",
+    "DeadlineExceeded",
     "EnqueueRefused",
     "InvalidOutput",
     "LeaseHeld",
     "MalformedMessage",
     "PermanentError",
     "ProviderNetworkError",
+    "ProviderQuotaExceeded",
     "ProviderRateLimited",
     "ProviderRejected",
     "ProviderServerError",
     "ProviderTimeout",
+    "ProviderUnavailable",
     "QueueUnavailable",
     "RetryableError",
     "StoreUnavailable",
@@ -102,6 +108,20 @@ class ProviderServerError(RetryableError):
 
 class ProviderNetworkError(RetryableError):
     code = "network"
+
+
+class ProviderQuotaExceeded(RetryableError):
+    """Not worth retrying on this provider now; another provider, or SQS later."""
+
+    code = "quota"
+
+
+class ProviderUnavailable(RetryableError):
+    code = "circuit_open"
+
+
+class DeadlineExceeded(RetryableError):
+    code = "deadline"
 
 
 class QueueUnavailable(RetryableError):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -27,6 +28,7 @@ from worker.consumer.heartbeat import Heartbeat
 from worker.consumer.policy import retry_delay
 from worker.contract import Envelope, parse_message
 from worker.errors import (
+    DeadlineExceeded,
     MalformedMessage,
     PermanentError,
     RetryableError,
@@ -35,7 +37,7 @@ from worker.errors import (
 )
 from worker.providers import LLM, LLMSession
 from worker.queue import QueueClient, Received
-from worker.store import DeadLetter, Store, WorkflowRef
+from worker.store import CostBuffer, DeadLetter, Store, WorkflowRef
 
 __all__ = ["Outcome", "Processor"]
 
@@ -72,6 +74,7 @@ class Processor:
         llm: LLM,
         heartbeat: Heartbeat,
         owner: str,
+        costs: CostBuffer,
     ) -> None:
         self._settings = settings
         self._queue = queue
@@ -79,6 +82,7 @@ class Processor:
         self._llm = llm
         self._heartbeat = heartbeat
         self._owner = owner
+        self._costs = costs
         self.counts: Counter[str] = Counter()
 
     @property
@@ -129,7 +133,13 @@ class Processor:
                     self._queue.set_visibility(message, math.ceil(claim.seconds_left) + 1)
                 )
                 return "held"
-            work = _Work(message, envelope, ref, self._llm.session())
+            session = self._llm.session(
+                intent.type,
+                force_provider=intent.force_provider,
+                deadline=time.monotonic() + self._settings.workflow_timeout,
+                use_cache=intent.data.get("cache", True) is not False,
+            )
+            work = _Work(message, envelope, ref, session)
             self._heartbeat.track(message, ref.id)
             try:
                 return await self._run(work)
@@ -145,7 +155,13 @@ class Processor:
         )
         log.info("workflow_started", user_id=work.ref.user_id, priority=work.ref.priority)
         try:
-            result = await handler(work.envelope.intent, context)
+            async with asyncio.timeout(self._settings.workflow_timeout):
+                result = await handler(work.envelope.intent, context)
+        except TimeoutError:
+            late = DeadlineExceeded(
+                f"workflow ran past FLEET_WORKFLOW_TIMEOUT ({self._settings.workflow_timeout:g}s)"
+            )
+            return await asyncio.shield(self._retry(work, late))
         except asyncio.CancelledError:
             await asyncio.shield(self._release(work))
             raise
@@ -165,7 +181,7 @@ class Processor:
 
     async def _succeed(self, work: _Work, result: dict[str, Any]) -> Outcome:
         try:
-            await self._store.complete(
+            _, saved = await self._store.complete(
                 work.ref,
                 self._owner,
                 result,
@@ -175,7 +191,10 @@ class Processor:
             )
         except StoreUnavailable as exc:
             log.warning("workflow_result_not_saved", error=str(exc))
+            self._buffer_costs(work, str(exc))
             return await self._defer(work.message)
+        if not saved:
+            self._buffer_costs(work, "cost rows rejected by the database")
         log.info(
             "workflow_completed",
             calls=len(work.session.calls),
@@ -210,7 +229,7 @@ class Processor:
             retry_in_s=round(delay, 2),
         )
         try:
-            await self._store.record_failure(
+            saved = await self._store.record_failure(
                 work.ref,
                 self._owner,
                 status="failed" if final else "retrying",
@@ -222,7 +241,10 @@ class Processor:
             )
         except StoreUnavailable as store_exc:
             log.warning("workflow_failure_not_saved", error=str(store_exc))
+            self._buffer_costs(work, str(store_exc))
             return await self._defer(message)
+        if not saved:
+            self._buffer_costs(work, "cost rows rejected by the database")
         if final and self._queue.max_receives is None:  # no redrive policy: move it ourselves
             await self._quiet(self._queue.move_to_dlq(message, _reason("exhausted", exc)))
             return "dead_lettered"
@@ -240,19 +262,21 @@ class Processor:
         try:
             if work is None:
                 await self._store.add_dead_letter(row)
-            else:
-                await self._store.record_failure(
-                    work.ref,
-                    self._owner,
-                    status="failed",
-                    error_code=exc.code,
-                    error_message=str(exc),
-                    calls=work.session.calls,
-                    receive_count=message.receive_count,
-                    dead_letter=row,
-                )
+            elif not await self._store.record_failure(
+                work.ref,
+                self._owner,
+                status="failed",
+                error_code=exc.code,
+                error_message=str(exc),
+                calls=work.session.calls,
+                receive_count=message.receive_count,
+                dead_letter=row,
+            ):
+                self._buffer_costs(work, "cost rows rejected by the database")
         except StoreUnavailable as store_exc:
             log.warning("dead_letter_not_saved", error=str(store_exc))
+            if work is not None:
+                self._buffer_costs(work, str(store_exc))
             return await self._defer(message)
         moved = await self._quiet(self._queue.move_to_dlq(message, _reason(error_class, exc)))
         if not moved:
@@ -278,9 +302,16 @@ class Processor:
             history=history,
         )
 
+    def _buffer_costs(self, work: _Work, reason: str) -> None:
+        """Spent is spent: the attempt's cost rows are kept until they can be written."""
+        self._costs.add(work.ref, work.session.calls, work.message.receive_count, reason)
+        work.session.calls = []
+
     async def _release(self, work: _Work) -> None:
         """Shutdown overtook the handler: the message is visible again at once."""
         log.info("workflow_released")
+        if work.session.calls:
+            self._buffer_costs(work, "released at shutdown")
         await self._quiet(self._queue.set_visibility(work.message, 0))
         try:
             await self._store.release(work.ref, self._owner)

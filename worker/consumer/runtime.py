@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from contextlib import AsyncExitStack
 
 import structlog
+from pydantic import SecretStr
 
 from worker.config import Settings
 from worker.consumer.fleet import Fleet, FleetStats
@@ -15,24 +17,74 @@ from worker.consumer.policy import worker_id
 from worker.consumer.processor import Processor
 from worker.errors import ConfigError
 from worker.observability.logging import add_secrets
-from worker.providers import LLM, OpenAIClient
+from worker.providers import (
+    LLM,
+    AzureOpenAIClient,
+    BreakerPolicy,
+    ChatClient,
+    CircuitBreaker,
+    OpenAIClient,
+    PriceTable,
+    ResponseCache,
+    Route,
+)
 from worker.queue import QueueClient
-from worker.store import Store, migrate
+from worker.store import CostBuffer, Store, migrate
 
 __all__ = ["build_llm", "run_worker"]
 
 log = structlog.get_logger("worker.runtime")
 
 
-def build_llm(settings: Settings) -> LLM:
-    if settings.openai_api_key is None:
-        raise ConfigError("OPENAI_API_KEY is not set: the worker needs a provider key")
-    client = OpenAIClient(
-        settings.openai_base_url,
-        settings.openai_api_key.get_secret_value(),
-        timeout=settings.openai_timeout,
+def build_llm(settings: Settings, store: Store | None = None) -> LLM:
+    """The provider routes that are configured, with breakers, prices and the cache."""
+    policy = BreakerPolicy(
+        consecutive_failures=settings.breaker_failures,
+        failure_rate=settings.breaker_failure_rate,
+        min_calls=settings.breaker_min_calls,
+        window_seconds=settings.breaker_window,
+        cooldown_seconds=settings.breaker_cooldown,
     )
-    return LLM(client, model=settings.model, retry_delays=settings.llm_retry_delays)
+    routes: dict[str, Route] = {}
+    if settings.openai_api_key is not None:
+        client: ChatClient = OpenAIClient(
+            settings.openai_base_url,
+            settings.openai_api_key.get_secret_value(),
+            timeout=settings.openai_timeout,
+        )
+        routes["openai"] = Route(client, settings.model, CircuitBreaker("openai", policy))
+    azure_secret = settings.azure_openai_api_key or settings.azure_openai_ad_token
+    if settings.azure_openai_endpoint and azure_secret:
+        if not settings.azure_openai_deployment:
+            raise ConfigError(
+                "AZURE_OPENAI_DEPLOYMENT is not set (needed with AZURE_OPENAI_ENDPOINT)"
+            )
+        client = AzureOpenAIClient(
+            settings.azure_openai_endpoint,
+            settings.azure_openai_deployment,
+            api_key=_secret(settings.azure_openai_api_key),
+            ad_token=_secret(settings.azure_openai_ad_token),
+            api_version=settings.openai_api_version,
+            timeout=settings.azure_timeout,
+        )
+        routes["azure"] = Route(client, settings.azure_model, CircuitBreaker("azure", policy))
+    try:
+        prices = PriceTable(settings.prices)
+    except ValueError as exc:
+        raise ConfigError(f"FLEET_PRICES: {exc}") from exc
+    cache = ResponseCache(store, settings.cache_ttl) if store and settings.cache_ttl > 0 else None
+    return LLM(
+        routes,
+        routing=settings.routes,
+        retry_delays=settings.llm_retry_delays,
+        prices=prices,
+        cache=cache,
+        cache_intents=frozenset(settings.cache_intents),
+    )
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
 
 
 def register_secrets(settings: Settings) -> None:
@@ -56,10 +108,11 @@ async def run_worker(
         await migrate(database_url)
     owner = worker_id()
     async with AsyncExitStack() as stack:
-        llm = build_llm(settings)
-        stack.push_async_callback(llm.close)
         store = Store(database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
         await stack.enter_async_context(store)
+        llm = build_llm(settings, store)
+        stack.push_async_callback(llm.close)
+        costs = CostBuffer(store)
         queue = QueueClient(
             settings.queue_name,
             settings.dead_letter_queue_name,
@@ -76,8 +129,10 @@ async def run_worker(
             visibility_timeout=settings.visibility_timeout,
             lease_seconds=settings.lease,
         )
-        processor = Processor(settings, queue, store, llm, heartbeat, owner)
+        processor = Processor(settings, queue, store, llm, heartbeat, owner, costs)
         fleet = Fleet(settings, queue, processor, heartbeat)
+        flusher = asyncio.create_task(costs.run(), name="cost-buffer")
+        stack.push_async_callback(_final_flush, flusher, costs)
         if handle_signals:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -85,3 +140,12 @@ async def run_worker(
                 stack.callback(loop.remove_signal_handler, sig)
         log.info("worker_started", worker=owner, queue=settings.queue_name)
         return await fleet.run(until_idle=until_idle)
+
+
+async def _final_flush(flusher: asyncio.Task[None], costs: CostBuffer) -> None:
+    """Shutdown: the buffered cost rows get one last chance before the pool closes."""
+    flusher.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await flusher
+    if not await costs.flush():
+        log.error("cost_rows_unwritten_at_exit", rows=costs.pending)

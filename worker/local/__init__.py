@@ -5,13 +5,15 @@ URL or an embedded server, and HTTP fakes of the providers. Nothing in the
 runtime imports this package.
 """
 
-from worker.local.fake_openai import FakeOpenAI
+from worker.local.fake_llm import FakeConfig, FakeLLM, Latency
 from worker.local.localstack import LocalStack, find_localstack_python
 from worker.local.postgres import EmbeddedPostgres, scratch_database
 
 __all__ = [
     "EmbeddedPostgres",
-    "FakeOpenAI",
+    "FakeConfig",
+    "FakeLLM",
+    "Latency",
     "LocalStack",
     "find_localstack_python",
     "scratch_database",

@@ -23,7 +23,7 @@ from typing import Any
 from worker.config import Settings, load_settings
 from worker.consumer import run_worker
 from worker.contract import Envelope, Intent, encode_envelope, message_attributes
-from worker.local.fake_openai import FakeOpenAI
+from worker.local.fake_llm import FakeLLM
 from worker.local.localstack import LocalStack
 from worker.local.postgres import EmbeddedPostgres, scratch_database
 from worker.queue import QueueClient, QueueSpec, create_queues
@@ -39,7 +39,9 @@ class StackUrls:
     sqs_endpoint: str
     database_url: str
     openai_base_url: str
-    fake: FakeOpenAI
+    azure_endpoint: str
+    fake: FakeLLM
+    azure_fake: FakeLLM
 
 
 @contextlib.contextmanager
@@ -53,8 +55,9 @@ def local_stack(*, latency_ms: float = 0.0) -> Iterator[StackUrls]:
         if not server:
             server = stack.enter_context(EmbeddedPostgres()).url
         database_url = stack.enter_context(scratch_database(server, prefix="fleet_demo"))
-        fake = stack.enter_context(FakeOpenAI(latency_ms=latency_ms, api_key=DEMO_KEY))
-        yield StackUrls(endpoint, database_url, fake.base_url, fake)
+        fake = stack.enter_context(FakeLLM(latency_ms=latency_ms, api_key=DEMO_KEY))
+        azure = stack.enter_context(FakeLLM(latency_ms=latency_ms, api_key=DEMO_KEY))
+        yield StackUrls(endpoint, database_url, fake.base_url, azure.endpoint, fake, azure)
 
 
 def demo_settings(urls: StackUrls, **overrides: Any) -> Settings:
@@ -64,6 +67,9 @@ def demo_settings(urls: StackUrls, **overrides: Any) -> Settings:
         "database_url": urls.database_url,
         "openai_base_url": urls.openai_base_url,
         "openai_api_key": DEMO_KEY,
+        "azure_openai_endpoint": urls.azure_endpoint,
+        "azure_openai_api_key": DEMO_KEY,
+        "azure_openai_deployment": "gpt-4o",
         "queue_name": f"fleet-demo-{uuid.uuid4().hex[:8]}",
         "concurrency": 32,
         "pollers": 2,

@@ -1,22 +1,40 @@
-"""LLM providers: clients, prices, token estimates and the handler-facing facade."""
+"""LLM providers: clients, taxonomy, breaker, cache, prices, tokens and the facade."""
 
 from worker.providers.base import ChatClient, ChatRequest, ChatResponse, Message
-from worker.providers.llm import LLM, LLMSession
-from worker.providers.openai import OpenAIClient, classify, retry_after_seconds
-from worker.providers.prices import PRICE_VERSION, PRICES, cost_usd, price_for
+from worker.providers.breaker import BreakerPolicy, CircuitBreaker
+from worker.providers.cache import ResponseCache, cache_key
+from worker.providers.headers import go_duration, retry_after_seconds
+from worker.providers.http import AzureOpenAIClient, OpenAIClient, parse_response
+from worker.providers.llm import LLM, LLMSession, Route, schedule
+from worker.providers.prices import PRICE_VERSION, PRICES, PriceTable, cost_usd, price_for
+from worker.providers.taxonomy import classify
+from worker.providers.tokens import count_messages, count_text, encoding_name
 
 __all__ = [
     "LLM",
     "PRICES",
     "PRICE_VERSION",
+    "AzureOpenAIClient",
+    "BreakerPolicy",
     "ChatClient",
     "ChatRequest",
     "ChatResponse",
+    "CircuitBreaker",
     "LLMSession",
     "Message",
     "OpenAIClient",
+    "PriceTable",
+    "ResponseCache",
+    "Route",
+    "cache_key",
     "classify",
     "cost_usd",
+    "count_messages",
+    "count_text",
+    "encoding_name",
+    "go_duration",
+    "parse_response",
     "price_for",
     "retry_after_seconds",
+    "schedule",
 ]

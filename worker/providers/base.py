@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal, Protocol
 
 __all__ = ["ChatClient", "ChatRequest", "ChatResponse", "Message"]
@@ -28,14 +28,16 @@ class ChatResponse:
     usage_source: Literal["api", "estimated"]
     finish_reason: str = "stop"
     cached_tokens: int = 0
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 class ChatClient(Protocol):
-    """A chat-completions endpoint (OpenAI now; Azure OpenAI beside it)."""
+    """A chat-completions endpoint: OpenAI or Azure OpenAI."""
 
     name: str
+    timeout: float
 
-    async def complete(self, request: ChatRequest) -> ChatResponse: ...
+    async def complete(
+        self, request: ChatRequest, time_limit: float | None = None
+    ) -> ChatResponse: ...
 
     async def close(self) -> None: ...

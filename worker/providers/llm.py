@@ -1,10 +1,19 @@
-"""What handlers call: completions with in-process retries and cost rows.
+"""What handlers call: routing, fallback, retries, breaker, cache and cost rows.
 
-``LLM`` is shared by the worker; ``LLM.session()`` gives one workflow its own
-``LLMSession`` that collects a ``CallRecord`` for every attempt (failed ones
-included) so the consumer writes them with the result in one transaction.
-Retries use ``backoff`` with the seed's schedule (settings), jittered, and a
-Retry-After longer than the scheduled delay wins.
+``LLM`` holds the provider routes (client, model, circuit breaker) and the
+policies; ``LLM.session()`` gives one workflow an ``LLMSession`` that:
+
+1. orders the providers: ``forceProvider`` alone, else the intent's route
+   (``FLEET_ROUTES``) then the others;
+2. per provider: serves a cached answer if caching is on, else calls with
+   in-process retries (``backoff``; the schedule ``FLEET_LLM_RETRY_DELAYS``,
+   jittered, stretched by Retry-After) for retryable categories only, each
+   attempt gated by the breaker and bounded by the workflow deadline;
+3. falls back to the next provider unless the failure is one no provider can
+   fix (validation, content filter) or the provider was forced;
+4. raises one retryable or permanent error when every route failed.
+
+Every attempt (failed ones and cache hits included) becomes a ``CallRecord``.
 """
 
 from __future__ import annotations
@@ -13,7 +22,8 @@ import itertools
 import json
 import random
 import time
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -21,152 +31,318 @@ import backoff
 import structlog
 from pydantic import BaseModel, ValidationError
 
-from worker.errors import InvalidOutput, ProviderRateLimited, RetryableError, WorkerError
+from worker.errors import (
+    ConfigError,
+    DeadlineExceeded,
+    InvalidOutput,
+    PermanentError,
+    ProviderQuotaExceeded,
+    ProviderRateLimited,
+    ProviderRejected,
+    ProviderUnavailable,
+    RetryableError,
+    WorkerError,
+)
 from worker.providers.base import ChatClient, ChatRequest, ChatResponse, Message
-from worker.providers.prices import PRICE_VERSION, cost_usd, price_for
-from worker.providers.tokens import estimate_messages, estimate_text
+from worker.providers.breaker import CircuitBreaker
+from worker.providers.cache import ResponseCache, cache_key
+from worker.providers.prices import PriceTable
+from worker.providers.taxonomy import NO_FALLBACK, RETRY_SAME
+from worker.providers.tokens import count_messages, count_text
 from worker.store.records import CallRecord
 
-__all__ = ["LLM", "LLMSession"]
+__all__ = ["LLM", "LLMSession", "Route"]
 
 M = TypeVar("M", bound=BaseModel)
 log = structlog.get_logger("worker.providers")
+_HEALTH = frozenset({"timeout", "network", "server"})
 
 
-def _schedule(delays: Sequence[float]) -> Generator[float, BaseException | None, None]:
-    """backoff wait generator: the fixed schedule, stretched by any Retry-After."""
+@dataclass(frozen=True, slots=True)
+class Route:
+    client: ChatClient
+    model: str
+    breaker: CircuitBreaker
+
+
+def schedule(
+    delays: Sequence[float], jitter: float = 0.2, rng: random.Random | None = None
+) -> Generator[float, BaseException | None, None]:
+    """backoff wait generator: the schedule jittered, stretched by any Retry-After."""
     error = yield 0.0  # primed by backoff with send(None)
     for delay in delays:
-        wait = delay
+        wait = delay * (rng or random).uniform(1 - jitter, 1 + jitter)
         if isinstance(error, ProviderRateLimited) and error.retry_after is not None:
-            wait = max(delay, error.retry_after)
+            wait = max(wait, error.retry_after)
         error = yield wait
 
 
-def _jitter(value: float) -> float:
-    return value * random.uniform(0.8, 1.2)
-
-
 class LLM:
-    """One provider client plus the retry policy and default model."""
+    """The provider routes and the policies shared by every workflow of a process."""
 
-    def __init__(self, client: ChatClient, *, model: str, retry_delays: Sequence[float]) -> None:
-        self.client = client
-        self.model = model
+    def __init__(
+        self,
+        routes: Mapping[str, Route],
+        *,
+        routing: Mapping[str, str] | None = None,
+        retry_delays: Sequence[float] = (1.0, 2.0, 5.0),
+        prices: PriceTable | None = None,
+        cache: ResponseCache | None = None,
+        cache_intents: frozenset[str] = frozenset(),
+        on_wait: Callable[[str, float], None] | None = None,
+    ) -> None:
+        if not routes:
+            raise ConfigError(
+                "no LLM provider configured: set OPENAI_API_KEY and/or "
+                "AZURE_OPENAI_ENDPOINT + AZURE_OPENAI_API_KEY"
+            )
+        self.routes = dict(routes)
+        self.routing = dict(routing or {})
         self.retry_delays = tuple(retry_delays)
-        if price_for(client.name, model) is None:
-            log.warning("model_price_unknown", provider=client.name, model=model)
+        self.prices = prices or PriceTable()
+        self.cache = cache
+        self.cache_intents = cache_intents
+        self.on_wait = on_wait
+        for name, route in self.routes.items():
+            if self.prices.price(name, route.model) is None:
+                log.warning("model_price_unknown", provider=name, model=route.model)
 
-    def session(self) -> LLMSession:
-        return LLMSession(self)
+    def order(self, intent_type: str, force: str | None) -> list[str]:
+        if force:
+            if force not in self.routes:
+                raise ProviderRejected(
+                    f"forceProvider {force!r} is not configured on this fleet",
+                    code="provider_not_configured",
+                )
+            return [force]
+        names = list(self.routes)
+        primary = self.routing.get(intent_type)
+        if primary in self.routes:
+            names.remove(primary)
+            names.insert(0, primary)
+        return names
+
+    def session(
+        self,
+        intent_type: str = "",
+        *,
+        force_provider: str | None = None,
+        deadline: float | None = None,
+        use_cache: bool = True,
+    ) -> LLMSession:
+        caching = use_cache and self.cache is not None and intent_type in self.cache_intents
+        return LLMSession(self, intent_type, force_provider, deadline, caching)
+
+    def breaker_states(self) -> dict[str, str]:
+        return {name: route.breaker.state for name, route in self.routes.items()}
 
     async def close(self) -> None:
-        await self.client.close()
+        for route in self.routes.values():
+            await route.client.close()
 
 
 class LLMSession:
     """The LLM as one workflow sees it: every attempt leaves a cost row."""
 
-    def __init__(self, llm: LLM) -> None:
+    def __init__(
+        self, llm: LLM, intent_type: str, force: str | None, deadline: float | None, caching: bool
+    ) -> None:
         self._llm = llm
+        self._intent = intent_type
+        self._force = force
+        self._deadline = deadline
+        self._caching = caching
         self.calls: list[CallRecord] = []
-        self.provider = llm.client.name
+        self.provider: str | None = None
+
+    def _time_left(self) -> float | None:
+        return None if self._deadline is None else self._deadline - time.monotonic()
 
     async def complete(
         self, messages: list[Message], *, json_mode: bool = False, max_tokens: int = 800
     ) -> ChatResponse:
-        request = ChatRequest(
-            messages=messages, model=self._llm.model, json_mode=json_mode, max_tokens=max_tokens
+        errors: list[WorkerError] = []
+        for name in self._llm.order(self._intent, self._force):
+            route = self._llm.routes[name]
+            request = ChatRequest(
+                messages=messages, model=route.model, json_mode=json_mode, max_tokens=max_tokens
+            )
+            try:
+                response = await self._via(name, route, request)
+            except WorkerError as exc:
+                errors.append(exc)
+                if exc.code in NO_FALLBACK or self._force or isinstance(exc, DeadlineExceeded):
+                    raise
+                log.warning("provider_fallback", provider=name, error_code=exc.code)
+                continue
+            self.provider = name
+            return response
+        raise _combined(errors)
+
+    async def _via(self, name: str, route: Route, request: ChatRequest) -> ChatResponse:
+        cache = self._llm.cache
+        if not self._caching or cache is None:
+            return await self._with_retries(route, request)
+        key = cache_key(name, request)
+        hit = await cache.get(key)
+        if hit is not None:
+            self._record_hit(name, hit)
+            return hit
+        response, shared = await cache.single_flight(
+            key, lambda: self._with_retries(route, request)
         )
-        name = self.provider
-        retrying = backoff.on_exception(
-            lambda: _schedule(self._llm.retry_delays),
-            RetryableError,
-            max_tries=len(self._llm.retry_delays) + 1,
-            jitter=_jitter,
-            logger=None,
-            on_backoff=lambda d: log.info(
-                f"{name}_retry_scheduled",
-                attempt=d["tries"],
-                wait_s=round(d["wait"], 3),
-                error_code=getattr(d.get("exception"), "code", "unknown"),
-            ),
-        )
+        if shared:
+            self._record_hit(name, response)
+        else:
+            await cache.put(key, name, response)
+        return response
+
+    async def _with_retries(self, route: Route, request: ChatRequest) -> ChatResponse:
+        name = route.client.name
         counter = itertools.count(1)
 
         async def attempt() -> ChatResponse:
-            return await self._attempt(request, next(counter))
+            return await self._attempt(route, request, next(counter))
 
+        def scheduled(details: Any) -> None:
+            log.info(
+                f"{name}_retry_scheduled",
+                attempt=details["tries"],
+                wait_s=round(details["wait"], 3),
+                error_code=getattr(details.get("exception"), "code", "unknown"),
+            )
+            if self._llm.on_wait is not None:
+                self._llm.on_wait(name, details["wait"])
+
+        retrying = backoff.on_exception(
+            lambda: schedule(self._llm.retry_delays),
+            WorkerError,
+            max_tries=len(self._llm.retry_delays) + 1,
+            giveup=lambda exc: getattr(exc, "code", "") not in RETRY_SAME,
+            jitter=None,
+            logger=None,
+            on_backoff=scheduled,
+        )
         response: ChatResponse = await retrying(attempt)()
         return response
 
-    async def _attempt(self, request: ChatRequest, attempt: int) -> ChatResponse:
-        name = self.provider
+    async def _attempt(self, route: Route, request: ChatRequest, attempt: int) -> ChatResponse:
+        name = route.client.name
+        left = self._time_left()
+        if left is not None and left <= 0:
+            raise DeadlineExceeded(f"{name}: workflow deadline reached before attempt {attempt}")
+        if not route.breaker.allow():
+            log.warning(f"{name}_execution_failed", attempt=attempt, error_code="circuit_open")
+            raise ProviderUnavailable(f"{name}: circuit open")
+        timeout = route.client.timeout if left is None else min(route.client.timeout, left)
         log.info(f"{name}_execution_started", attempt=attempt, model=request.model)
         started = time.monotonic()
         try:
-            response = await self._llm.client.complete(request)
+            response = await route.client.complete(request, time_limit=timeout)
         except WorkerError as exc:
+            if exc.code in _HEALTH:
+                route.breaker.record(False)
+            else:
+                route.breaker.release()
             event = "failed" if isinstance(exc, RetryableError) else "error"
             log.warning(
                 f"{name}_execution_{event}", attempt=attempt, error_code=exc.code, error=str(exc)
             )
-            self._record(request, None, started, attempt, exc.code)
+            self._record_error(route, request, started, attempt, exc.code)
+            left = self._time_left()
+            if (
+                isinstance(exc, ProviderRateLimited)
+                and exc.retry_after is not None
+                and (left is not None and exc.retry_after > left)
+            ):
+                raise ProviderQuotaExceeded(
+                    f"{name}: Retry-After {exc.retry_after:.1f}s is past the deadline"
+                ) from exc
             raise
-        self._record(request, response, started, attempt, None)
+        except BaseException:
+            route.breaker.release()
+            raise
+        route.breaker.record(True)
+        record = self._record_ok(name, request, response, started, attempt)
         log.info(
             f"{name}_execution_completed",
             attempt=attempt,
-            model=response.model or request.model,
-            tokens=response.prompt_tokens + response.completion_tokens,
-            duration_ms=int((time.monotonic() - started) * 1000),
+            model=record.model,
+            tokens=record.prompt_tokens + record.completion_tokens,
+            cost_usd=float(record.cost_usd),
+            duration_ms=record.duration_ms,
         )
         return response
 
-    def _record(
-        self,
-        request: ChatRequest,
-        response: ChatResponse | None,
-        started: float,
-        attempt: int,
-        error_code: str | None,
+    # --- cost rows -------------------------------------------------------
+    def _record_error(
+        self, route: Route, request: ChatRequest, started: float, attempt: int, code: str
     ) -> None:
-        duration_ms = int((time.monotonic() - started) * 1000)
-        if response is None:
-            record = CallRecord(
-                provider=self.provider,
+        self.calls.append(
+            CallRecord(
+                provider=route.client.name,
                 model=request.model,
                 prompt_tokens=0,
                 completion_tokens=0,
                 usage_source="none",
                 cost_usd=Decimal(0),
-                price_version=PRICE_VERSION,
-                duration_ms=duration_ms,
+                price_version=self._llm.prices.version,
+                duration_ms=_ms(started),
                 attempt=attempt,
                 outcome="error",
-                error_code=error_code,
+                error_code=code,
             )
-        else:
-            prompt = response.prompt_tokens
-            completion = response.completion_tokens
-            if response.usage_source == "estimated":
-                prompt = estimate_messages(request.messages)
-                completion = estimate_text(response.content)
-            model = response.model or request.model
-            record = CallRecord(
-                provider=self.provider,
-                model=model,
-                prompt_tokens=prompt,
-                completion_tokens=completion,
-                usage_source=response.usage_source,
-                cost_usd=cost_usd(self.provider, model, prompt, completion, response.cached_tokens),
-                price_version=PRICE_VERSION,
-                duration_ms=duration_ms,
-                attempt=attempt,
-                outcome="ok",
-            )
-        self.calls.append(record)
+        )
 
+    def _record_ok(
+        self,
+        provider: str,
+        request: ChatRequest,
+        response: ChatResponse,
+        started: float,
+        attempt: int,
+    ) -> CallRecord:
+        model = response.model or request.model
+        prompt, completion = response.prompt_tokens, response.completion_tokens
+        if response.usage_source == "estimated":
+            prompt = count_messages(request.messages, model)
+            completion = count_text(response.content, model)
+        record = CallRecord(
+            provider=provider,
+            model=model,
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            usage_source=response.usage_source,
+            cost_usd=self._llm.prices.cost(
+                provider, model, prompt, completion, response.cached_tokens
+            ),
+            price_version=self._llm.prices.version,
+            duration_ms=_ms(started),
+            attempt=attempt,
+            outcome="ok",
+        )
+        self.calls.append(record)
+        return record
+
+    def _record_hit(self, provider: str, response: ChatResponse) -> None:
+        log.info("llm_cache_hit", provider=provider, model=response.model)
+        self.calls.append(
+            CallRecord(
+                provider=provider,
+                model=response.model,
+                prompt_tokens=response.prompt_tokens,
+                completion_tokens=response.completion_tokens,
+                usage_source=response.usage_source,
+                cost_usd=Decimal(0),
+                price_version=self._llm.prices.version,
+                duration_ms=0,
+                attempt=1,
+                outcome="ok",
+                cache_hit=True,
+            )
+        )
+
+    # --- structured output -----------------------------------------------
     async def complete_structured(self, messages: list[Message], schema: type[M]) -> M:
         """A JSON answer validated against ``schema``; one repair round, then InvalidOutput."""
         response = await self.complete(messages, json_mode=True)
@@ -189,6 +365,22 @@ class LLMSession:
                 raise InvalidOutput(
                     f"{schema.__name__} still invalid after one repair: {str(second)[:300]}"
                 ) from second
+
+
+def _ms(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
+
+
+def _combined(errors: list[WorkerError]) -> WorkerError:
+    """One error for 'every route failed': retryable if any route may recover."""
+    if not errors:
+        return ProviderUnavailable("no provider route was tried")
+    text = "all providers failed: " + "; ".join(str(e) for e in errors)
+    retryable = [e for e in errors if isinstance(e, RetryableError)]
+    if retryable:
+        first = next((e for e in retryable if e.code != "circuit_open"), retryable[0])
+        return RetryableError(text, code=first.code)
+    return PermanentError(text, code=errors[0].code)
 
 
 def _validate(content: str, schema: type[M]) -> M:

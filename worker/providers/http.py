@@ -1,0 +1,174 @@
+"""Chat completions over httpx for OpenAI and Azure OpenAI.
+
+The only module that talks to the providers: httpx exceptions and error
+bodies become ours here. The two services share the wire format and differ in
+URL, authentication and a few request fields (Azure's 2024-10-21 GA API takes
+``max_tokens`` and no ``model``; OpenAI prefers ``max_completion_tokens``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+
+from worker.errors import (
+    ProviderNetworkError,
+    ProviderRejected,
+    ProviderServerError,
+    ProviderTimeout,
+)
+from worker.providers.base import ChatRequest, ChatResponse
+from worker.providers.taxonomy import classify
+
+__all__ = ["AzureOpenAIClient", "HttpChatClient", "OpenAIClient"]
+
+
+class HttpChatClient:
+    """One pooled ``httpx.AsyncClient``; subclasses say where and how to post."""
+
+    name = "provider"
+
+    def __init__(self, base_url: str, headers: dict[str, str], timeout: float) -> None:
+        self.timeout = timeout
+        self._client = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            headers=headers,
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+            limits=httpx.Limits(max_connections=512, max_keepalive_connections=128),
+        )
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    def _path(self, request: ChatRequest) -> str:
+        raise NotImplementedError
+
+    def _body(self, request: ChatRequest) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "messages": request.messages,
+            "temperature": request.temperature,
+        }
+        if request.json_mode:
+            body["response_format"] = {"type": "json_object"}
+        return body
+
+    async def complete(self, request: ChatRequest, time_limit: float | None = None) -> ChatResponse:
+        per_call: Any = (
+            httpx.Timeout(time_limit, connect=min(time_limit, 10.0))
+            if time_limit
+            else httpx.USE_CLIENT_DEFAULT
+        )
+        try:
+            response = await self._client.post(
+                self._path(request),
+                json=self._body(request),
+                timeout=per_call,
+            )
+        except httpx.TimeoutException as exc:
+            raise ProviderTimeout(f"{self.name}: timed out ({type(exc).__name__})") from exc
+        except httpx.TransportError as exc:
+            raise ProviderNetworkError(f"{self.name}: {type(exc).__name__}") from exc
+        try:
+            body = response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            if response.is_success:
+                raise ProviderServerError(f"{self.name}: response is not JSON") from exc
+            body = None
+        if not response.is_success:
+            raise classify(self.name, response.status_code, body, response.headers)
+        return parse_response(self.name, body, request.model)
+
+
+class OpenAIClient(HttpChatClient):
+    """``POST {OPENAI_BASE_URL}/chat/completions`` with ``Authorization: Bearer``."""
+
+    name = "openai"
+
+    def __init__(self, base_url: str, api_key: str, *, timeout: float = 30.0) -> None:
+        super().__init__(base_url, {"Authorization": f"Bearer {api_key}"}, timeout)
+
+    def _path(self, request: ChatRequest) -> str:
+        return "/chat/completions"
+
+    def _body(self, request: ChatRequest) -> dict[str, Any]:
+        body = super()._body(request)
+        body["model"] = request.model
+        body["max_completion_tokens"] = request.max_tokens
+        return body
+
+
+class AzureOpenAIClient(HttpChatClient):
+    """``POST {endpoint}/openai/deployments/{deployment}/chat/completions?api-version=…``.
+
+    Authenticates with the ``api-key`` header, or with an Entra ID bearer token
+    when one is given instead.
+    """
+
+    name = "azure"
+
+    def __init__(
+        self,
+        endpoint: str,
+        deployment: str,
+        *,
+        api_key: str | None = None,
+        ad_token: str | None = None,
+        api_version: str = "2024-10-21",
+        timeout: float = 45.0,
+    ) -> None:
+        if ad_token:
+            headers = {"Authorization": f"Bearer {ad_token}"}
+        elif api_key:
+            headers = {"api-key": api_key}
+        else:
+            raise ValueError("Azure OpenAI needs an API key or an Entra ID token")
+        super().__init__(endpoint, headers, timeout)
+        self.deployment = deployment
+        self.api_version = api_version
+
+    def _path(self, request: ChatRequest) -> str:
+        return (
+            f"/openai/deployments/{self.deployment}/chat/completions?api-version={self.api_version}"
+        )
+
+    def _body(self, request: ChatRequest) -> dict[str, Any]:
+        body = super()._body(request)
+        body["max_tokens"] = request.max_tokens
+        return body
+
+
+def parse_response(provider: str, body: Any, requested_model: str) -> ChatResponse:
+    """A ``CreateChatCompletionResponse`` to our ChatResponse (usage may be absent)."""
+    try:
+        choice = body["choices"][0]
+        finish = str(choice.get("finish_reason") or "stop")
+        content = (choice.get("message") or {}).get("content") or ""
+        model = str(body.get("model") or requested_model)
+    except (KeyError, IndexError, TypeError, AttributeError) as exc:
+        raise ProviderServerError(f"{provider}: response lacks choices[0]") from exc
+    if finish == "content_filter":
+        raise ProviderRejected(
+            f"{provider}: output blocked by the content filter", code="content_filter"
+        )
+    usage = body.get("usage") if isinstance(body.get("usage"), dict) else None
+    if usage and "prompt_tokens" in usage:
+        details = usage.get("prompt_tokens_details") or {}
+        return ChatResponse(
+            content=content,
+            model=model,
+            prompt_tokens=int(usage["prompt_tokens"]),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+            usage_source="api",
+            finish_reason=finish,
+            cached_tokens=int(details.get("cached_tokens") or 0),
+        )
+    return ChatResponse(
+        content=content,
+        model=model,
+        prompt_tokens=0,
+        completion_tokens=0,
+        usage_source="estimated",
+        finish_reason=finish,
+    )
