@@ -30,13 +30,20 @@ class HttpChatClient:
 
     name = "provider"
 
-    def __init__(self, base_url: str, headers: dict[str, str], timeout: float) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        headers: dict[str, str],
+        timeout: float,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         self.timeout = timeout
         self._client = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             headers=headers,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
             limits=httpx.Limits(max_connections=512, max_keepalive_connections=128),
+            transport=transport,
         )
 
     async def close(self) -> None:
@@ -86,8 +93,15 @@ class OpenAIClient(HttpChatClient):
 
     name = "openai"
 
-    def __init__(self, base_url: str, api_key: str, *, timeout: float = 30.0) -> None:
-        super().__init__(base_url, {"Authorization": f"Bearer {api_key}"}, timeout)
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        super().__init__(base_url, {"Authorization": f"Bearer {api_key}"}, timeout, transport)
 
     def _path(self, request: ChatRequest) -> str:
         return "/chat/completions"
@@ -117,6 +131,7 @@ class AzureOpenAIClient(HttpChatClient):
         ad_token: str | None = None,
         api_version: str = "2024-10-21",
         timeout: float = 45.0,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         if ad_token:
             headers = {"Authorization": f"Bearer {ad_token}"}
@@ -124,7 +139,7 @@ class AzureOpenAIClient(HttpChatClient):
             headers = {"api-key": api_key}
         else:
             raise ValueError("Azure OpenAI needs an API key or an Entra ID token")
-        super().__init__(endpoint, headers, timeout)
+        super().__init__(endpoint, headers, timeout, transport)
         self.deployment = deployment
         self.api_version = api_version
 
