@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from handlers import campaign_execution, content_planning, content_validation, message_generation
+from handlers import (
+    campaign_execution,
+    content_planning,
+    content_validation,
+    message_generation,
+    onlyfans_send,
+)
 from handlers.base import Handler, HandlerContext
 
 __all__ = ["REGISTRY", "Handler", "HandlerContext"]
@@ -12,4 +18,6 @@ REGISTRY: dict[str, Handler] = {
     "message_generation": message_generation.handle,
     "content_validation": content_validation.handle,
     "campaign_execution": campaign_execution.handle,
+    "campaign_batch": campaign_execution.handle_batch,
+    "onlyfans_send": onlyfans_send.handle,
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import cache
@@ -12,21 +13,39 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from worker.contract import Intent
-from worker.errors import MalformedMessage
+from worker.errors import MalformedMessage, PermanentError
 from worker.providers import LLMSession
+from worker.sends import Sends
 
-__all__ = ["Handler", "HandlerContext", "load_prompt", "parse_data", "system_prompt"]
+__all__ = ["Handler", "HandlerContext", "Spawn", "load_prompt", "parse_data", "system_prompt"]
 
 D = TypeVar("D", bound=BaseModel)
 
 
+Spawn = Callable[[Intent, uuid.UUID], Awaitable[None]]
+
+
+async def _no_spawn(intent: Intent, workflow_id: uuid.UUID) -> None:
+    raise PermanentError("this context cannot start child workflows", code="no_spawn")
+
+
 @dataclass(frozen=True, slots=True)
 class HandlerContext:
-    """The parts a handler may use: the LLM for this workflow and a few knobs."""
+    """The parts a handler may use: the LLM for this workflow, sends, child workflows."""
 
     workflow_id: str
     llm: LLMSession
+    sends: Sends | None = None
+    spawn: Spawn = _no_spawn
     campaign_concurrency: int = 8
+    campaign_chunk: int = 50
+
+    def require_sends(self) -> Sends:
+        if self.sends is None:
+            raise PermanentError(
+                "sending is not configured: set FLEET_SEND_GATEWAY_URL", code="send_not_configured"
+            )
+        return self.sends
 
 
 Handler = Callable[[Intent, HandlerContext], Awaitable[dict[str, Any]]]

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from handlers.base import HandlerContext, parse_data, system_prompt
 from worker.contract import Intent
-from worker.errors import InvalidOutput
+from worker.errors import InvalidOutput, MalformedMessage
 
 
 class MessageRequest(BaseModel):
@@ -17,6 +17,7 @@ class MessageRequest(BaseModel):
     fan_name: str | None = Field(None, max_length=100, alias="fanName")
     tone: str = Field("friendly", max_length=50)
     max_chars: int = Field(500, ge=20, le=2000, alias="maxChars")
+    debounce: Literal["replace"] | None = None
 
 
 async def handle(intent: Intent, ctx: HandlerContext) -> dict[str, Any]:
@@ -34,11 +35,24 @@ async def handle(intent: Intent, ctx: HandlerContext) -> dict[str, Any]:
         ],
         max_tokens=max(32, request.max_chars // 2),
     )
-    text = response.content.strip()
+    text = response.content.strip()[: request.max_chars]
     if not text:
         raise InvalidOutput("the model returned an empty message")
-    return {
-        "message": text[: request.max_chars],
+    result: dict[str, Any] = {
+        "message": text,
         "recipientId": intent.recipient_id,
         "sendToOnlyFans": intent.send_to_only_fans,
     }
+    if intent.send_to_only_fans:
+        if not intent.recipient_id:
+            raise MalformedMessage(
+                "intent.recipientId: required when sendToOnlyFans is true", code="invalid_data"
+            )
+        result["send"] = await ctx.require_sends().schedule(
+            workflow_id=ctx.workflow_id,
+            user_id=intent.user_id,
+            recipient_id=intent.recipient_id,
+            message=text,
+            replace=request.debounce == "replace",
+        )
+    return result

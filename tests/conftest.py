@@ -7,6 +7,7 @@ database it drops at the end. Each test gets queues of its own.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -17,7 +18,7 @@ import pytest
 from worker.config import Settings, load_settings
 from worker.consumer import FleetStats, run_worker
 from worker.contract import Envelope, Intent, encode_envelope, message_attributes
-from worker.local import EmbeddedPostgres, FakeLLM, LocalStack, scratch_database
+from worker.local import EmbeddedPostgres, FakeGateway, FakeLLM, LocalStack, scratch_database
 from worker.queue import QueueClient, QueueSpec, create_queues
 from worker.store import Store, migrate
 
@@ -63,6 +64,12 @@ def fake_llm() -> Iterator[FakeLLM]:
 
 
 @pytest.fixture(scope="session")
+def gateway() -> Iterator[FakeGateway]:
+    with FakeGateway(token=API_KEY) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="session")
 def azure_fake() -> Iterator[FakeLLM]:
     with FakeLLM(api_key=API_KEY) as fake:
         yield fake
@@ -78,7 +85,9 @@ Factory = Callable[..., Awaitable[Settings]]
 
 
 @pytest.fixture
-def make_settings(sqs_endpoint: str, migrated: str, fake_llm: FakeLLM) -> Factory:
+def make_settings(
+    sqs_endpoint: str, migrated: str, fake_llm: FakeLLM, gateway: FakeGateway
+) -> Factory:
     """Settings with time compressed and fresh queues (created) for this test."""
 
     async def build(**overrides: Any) -> Settings:
@@ -100,6 +109,9 @@ def make_settings(sqs_endpoint: str, migrated: str, fake_llm: FakeLLM) -> Factor
             "shutdown_grace": 5,
             "log_level": "WARNING",
             "cache_ttl": 0,
+            "send_gateway_url": gateway.endpoint,
+            "send_gateway_token": API_KEY,
+            "send_spacing": 2,
         }
         values.update(overrides)
         settings = load_settings(**values)
@@ -158,3 +170,20 @@ async def dlq_messages(settings: Settings) -> list[Any]:
             if depth.visible == 0:
                 break
         return list(found.values())
+
+
+async def run_until(
+    settings: Settings, done: Callable[[], Awaitable[bool]], within: float = 60
+) -> FleetStats:
+    """Run one in-process worker until ``done()`` says so (checked every 0.2 s)."""
+    stop = asyncio.Event()
+    worker = asyncio.create_task(run_worker(settings, handle_signals=False, stop=stop))
+    try:
+        async with asyncio.timeout(within):
+            while not await done():
+                if worker.done():
+                    break
+                await asyncio.sleep(0.2)
+    finally:
+        stop.set()
+    return await worker

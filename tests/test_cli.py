@@ -188,8 +188,9 @@ def test_demo_json_summary(sqs_endpoint: str, pg_server: str) -> None:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout)
-    assert summary["enqueued"] == 9
-    assert summary["completed"] == 6
+    assert summary["enqueued"] == 10
+    assert summary["completed"] == 7
+    assert summary["sends"] == {"sent": 7}
     assert summary["dead_lettered"] == 3
     assert summary["retried"] == 1
     assert summary["in_progress"] == 0

@@ -48,7 +48,7 @@ async def test_each_intent_type_completes(make_settings: Factory, store: Store) 
     ]
     await send_bodies(settings, list(envs))
     stats = await drain(settings)
-    assert stats.outcomes.get("completed") == 4
+    assert stats.outcomes.get("completed") == 4 + 3  # the campaign sends to 3 fans
     rows = {e.intent.type: await store.workflow(str(e.workflow_id)) for e in envs}
     assert all(row and row["status"] == "completed" for row in rows.values())
     assert rows["content_planning"]["result"]["plan"]["items"]

@@ -96,6 +96,11 @@ class Settings(BaseSettings):
 
     # --- sends ----------------------------------------------------------
     send_spacing: Seconds = 45.0
+    send_key: Literal["pair", "creator"] = "pair"
+    send_gateway_url: str | None = None
+    send_gateway_token: SecretStr | None = None
+    send_timeout: float = Field(10.0, gt=0)
+    campaign_chunk: int = Field(50, ge=1, le=1000)
 
     # --- storage and logs -----------------------------------------------
     db_pool_min: int = Field(1, ge=0)

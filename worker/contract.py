@@ -37,9 +37,15 @@ __all__ = [
 ]
 
 IntentType = Literal[
-    "content_planning", "message_generation", "content_validation", "campaign_execution"
+    "content_planning",
+    "message_generation",
+    "content_validation",
+    "campaign_execution",
+    "campaign_batch",
+    "onlyfans_send",
 ]
 INTENT_TYPES: tuple[str, ...] = typing.get_args(IntentType)
+INTERNAL_TYPES = ("campaign_batch", "onlyfans_send")  # made by the fleet itself
 Priority = Literal["low", "medium", "high", "critical"]
 MAX_JSON_DEPTH = 32
 

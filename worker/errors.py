@@ -8,6 +8,7 @@ to that service, with ``raise Ours(...) from exc``.
     ├── ConfigError                 bad settings, found at start-up
     ├── MalformedMessage            body is not a valid v1 message: DLQ at once
     ├── EnqueueRefused              a producer-side refusal (too large, invalid)
+    ├── Deferred                    not yet: run again in N seconds (a send slot)
     ├── RetryableError              try again later (SQS visibility backoff)
     │   ├── ProviderTimeout
     │   ├── ProviderRateLimited
@@ -32,6 +33,7 @@ from __future__ import annotations
 __all__ = [
     "ConfigError",
     "DeadlineExceeded",
+    "Deferred",
     "EnqueueRefused",
     "InvalidOutput",
     "LeaseHeld",
@@ -82,6 +84,16 @@ class EnqueueRefused(WorkerError):
     """A producer-side refusal: the intent would be malformed or too large."""
 
     code = "enqueue_refused"
+
+
+class Deferred(WorkerError):
+    """Not a failure: the work is due later (a send slot in the future)."""
+
+    code = "deferred"
+
+    def __init__(self, message: str, *, seconds: float) -> None:
+        super().__init__(message)
+        self.seconds = seconds
 
 
 class RetryableError(WorkerError):

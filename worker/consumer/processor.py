@@ -16,8 +16,10 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import structlog
@@ -26,9 +28,17 @@ from handlers import REGISTRY, HandlerContext
 from worker.config import Settings
 from worker.consumer.heartbeat import Heartbeat
 from worker.consumer.policy import retry_delay
-from worker.contract import Envelope, parse_message
+from worker.contract import (
+    INTERNAL_TYPES,
+    Envelope,
+    Intent,
+    encode_envelope,
+    message_attributes,
+    parse_message,
+)
 from worker.errors import (
     DeadlineExceeded,
+    Deferred,
     MalformedMessage,
     PermanentError,
     RetryableError,
@@ -37,6 +47,7 @@ from worker.errors import (
 )
 from worker.providers import LLM, LLMSession
 from worker.queue import QueueClient, Received
+from worker.sends import MAX_DELAY, Sends
 from worker.store import CostBuffer, DeadLetter, Store, WorkflowRef
 
 __all__ = ["Outcome", "Processor"]
@@ -52,6 +63,7 @@ Outcome = Literal[
     "malformed",
     "released",
     "deferred",
+    "postponed",
 ]
 
 
@@ -75,6 +87,7 @@ class Processor:
         heartbeat: Heartbeat,
         owner: str,
         costs: CostBuffer,
+        sends: Sends | None = None,
     ) -> None:
         self._settings = settings
         self._queue = queue
@@ -83,6 +96,7 @@ class Processor:
         self._heartbeat = heartbeat
         self._owner = owner
         self._costs = costs
+        self._sends = sends
         self.counts: Counter[str] = Counter()
 
     @property
@@ -112,6 +126,7 @@ class Processor:
             user_id=intent.user_id,
             priority=intent.priority,
             trace_id=envelope.trace_id,
+            parent_id=_parent_of(intent) if intent.type in INTERNAL_TYPES else None,
         )
         with structlog.contextvars.bound_contextvars(
             workflow_id=ref.id,
@@ -151,7 +166,10 @@ class Processor:
         context = HandlerContext(
             workflow_id=work.ref.id,
             llm=work.session,
+            sends=self._sends,
+            spawn=self._spawn,
             campaign_concurrency=self._settings.campaign_concurrency,
+            campaign_chunk=self._settings.campaign_chunk,
         )
         log.info("workflow_started", user_id=work.ref.user_id, priority=work.ref.priority)
         try:
@@ -165,6 +183,8 @@ class Processor:
         except asyncio.CancelledError:
             await asyncio.shield(self._release(work))
             raise
+        except Deferred as exc:
+            return await asyncio.shield(self._postpone(work, exc.seconds))
         except MalformedMessage as exc:
             log.warning("workflow_error", error_code=exc.code, error=str(exc), outcome="malformed")
             return await asyncio.shield(self._dead_letter(work.message, work, "malformed", exc))
@@ -302,6 +322,33 @@ class Processor:
             history=history,
         )
 
+    async def _spawn(self, intent: Intent, workflow_id: uuid.UUID) -> None:
+        """Start a child workflow (a campaign chunk): a new message on the work queue."""
+        envelope = Envelope(workflow_id=workflow_id, intent=intent, enqueued_at=datetime.now(UTC))
+        await self._queue.send(
+            encode_envelope(envelope, self._settings.max_message_bytes),
+            message_attributes(envelope),
+        )
+
+    async def _postpone(self, work: _Work, seconds: float) -> Outcome:
+        """Due later: a delayed copy replaces the message (receive counts do not climb)."""
+        delay = max(1, min(MAX_DELAY, math.ceil(seconds)))
+        log.info("workflow_postponed", due_in_s=round(seconds, 2), delay_s=delay)
+        attributes = {
+            name: {"DataType": "String", "StringValue": value}
+            for name, value in work.message.attributes.items()
+            if value
+        }
+        try:
+            await self._store.release(work.ref, self._owner, status="waiting")
+        except StoreUnavailable as exc:
+            log.warning("lease_release_failed", error=str(exc))
+        if not await self._quiet(self._queue.send(work.message.body, attributes, delay=delay)):
+            await self._quiet(self._queue.set_visibility(work.message, delay))
+            return "deferred"
+        await self._ack(work.message)
+        return "postponed"
+
     def _buffer_costs(self, work: _Work, reason: str) -> None:
         """Spent is spent: the attempt's cost rows are kept until they can be written."""
         self._costs.add(work.ref, work.session.calls, work.message.receive_count, reason)
@@ -339,6 +386,11 @@ class Processor:
             log.warning("queue_operation_failed", error=str(exc))
             return False
         return True
+
+
+def _parent_of(intent: Intent) -> str | None:
+    parent = intent.data.get("parentId")
+    return str(parent) if parent else None
 
 
 def _reason(error_class: str, exc: WorkerError) -> dict[str, str]:

@@ -15,6 +15,7 @@ from worker.consumer.fleet import Fleet, FleetStats
 from worker.consumer.heartbeat import Heartbeat
 from worker.consumer.policy import worker_id
 from worker.consumer.processor import Processor
+from worker.contract import Envelope, encode_envelope, message_attributes
 from worker.errors import ConfigError
 from worker.observability.logging import add_secrets
 from worker.providers import (
@@ -29,7 +30,8 @@ from worker.providers import (
     Route,
 )
 from worker.queue import QueueClient
-from worker.store import CostBuffer, Store, migrate
+from worker.sends import GatewayClient, Sends
+from worker.store import CostBuffer, SendLedger, Store, migrate
 
 __all__ = ["build_llm", "run_worker"]
 
@@ -83,6 +85,35 @@ def build_llm(settings: Settings, store: Store | None = None) -> LLM:
     )
 
 
+def build_sends(settings: Settings, store: Store, queue: QueueClient) -> Sends:
+    """The send service; without FLEET_SEND_GATEWAY_URL, sends fail permanently with why."""
+    gateway = None
+    if settings.send_gateway_url:
+        gateway = GatewayClient(
+            settings.send_gateway_url,
+            _secret(settings.send_gateway_token),
+            timeout=settings.send_timeout,
+        )
+    else:
+        log.warning("send_gateway_not_configured", setting="FLEET_SEND_GATEWAY_URL")
+
+    async def enqueue(envelope: Envelope, delay: int) -> None:
+        await queue.send(
+            encode_envelope(envelope, settings.max_message_bytes),
+            message_attributes(envelope),
+            delay=delay,
+        )
+
+    return Sends(
+        SendLedger(store),
+        gateway,
+        enqueue,
+        spacing=settings.send_spacing,
+        key_mode=settings.send_key,
+        retry_delays=settings.llm_retry_delays,
+    )
+
+
 def _secret(value: SecretStr | None) -> str | None:
     return value.get_secret_value() if value is not None else None
 
@@ -93,13 +124,19 @@ def register_secrets(settings: Settings) -> None:
         for secret in (
             settings.openai_api_key,
             settings.azure_openai_api_key,
+            settings.azure_openai_ad_token,
+            settings.send_gateway_token,
             settings.database_url,
         )
     )
 
 
 async def run_worker(
-    settings: Settings, *, until_idle: bool = False, handle_signals: bool = True
+    settings: Settings,
+    *,
+    until_idle: bool = False,
+    handle_signals: bool = True,
+    stop: asyncio.Event | None = None,
 ) -> FleetStats:
     """Open the queue, the store and the provider; consume; close in order."""
     register_secrets(settings)
@@ -129,7 +166,10 @@ async def run_worker(
             visibility_timeout=settings.visibility_timeout,
             lease_seconds=settings.lease,
         )
-        processor = Processor(settings, queue, store, llm, heartbeat, owner, costs)
+        sends = build_sends(settings, store, queue)
+        if sends.gateway is not None:
+            stack.push_async_callback(sends.gateway.close)
+        processor = Processor(settings, queue, store, llm, heartbeat, owner, costs, sends)
         fleet = Fleet(settings, queue, processor, heartbeat)
         flusher = asyncio.create_task(costs.run(), name="cost-buffer")
         stack.push_async_callback(_final_flush, flusher, costs)
@@ -138,6 +178,9 @@ async def run_worker(
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, fleet.stop)
                 stack.callback(loop.remove_signal_handler, sig)
+        if stop is not None:
+            watcher = asyncio.create_task(_stop_when(stop, fleet))
+            stack.callback(watcher.cancel)
         log.info("worker_started", worker=owner, queue=settings.queue_name)
         return await fleet.run(until_idle=until_idle)
 
@@ -149,3 +192,8 @@ async def _final_flush(flusher: asyncio.Task[None], costs: CostBuffer) -> None:
         await flusher
     if not await costs.flush():
         log.error("cost_rows_unwritten_at_exit", rows=costs.pending)
+
+
+async def _stop_when(event: asyncio.Event, fleet: Fleet) -> None:
+    await event.wait()
+    fleet.stop()

@@ -5,6 +5,7 @@ URL or an embedded server, and HTTP fakes of the providers. Nothing in the
 runtime imports this package.
 """
 
+from worker.local.fake_gateway import FakeGateway, GatewayConfig
 from worker.local.fake_llm import FakeConfig, FakeLLM, Latency
 from worker.local.localstack import LocalStack, find_localstack_python
 from worker.local.postgres import EmbeddedPostgres, scratch_database
@@ -12,7 +13,9 @@ from worker.local.postgres import EmbeddedPostgres, scratch_database
 __all__ = [
     "EmbeddedPostgres",
     "FakeConfig",
+    "FakeGateway",
     "FakeLLM",
+    "GatewayConfig",
     "Latency",
     "LocalStack",
     "find_localstack_python",

@@ -22,7 +22,8 @@ from typing import Any
 
 from worker.config import Settings, load_settings
 from worker.consumer import run_worker
-from worker.contract import Envelope, Intent, encode_envelope, message_attributes
+from worker.contract import INTERNAL_TYPES, Envelope, Intent, encode_envelope, message_attributes
+from worker.local.fake_gateway import FakeGateway
 from worker.local.fake_llm import FakeLLM
 from worker.local.localstack import LocalStack
 from worker.local.postgres import EmbeddedPostgres, scratch_database
@@ -40,8 +41,10 @@ class StackUrls:
     database_url: str
     openai_base_url: str
     azure_endpoint: str
+    gateway_url: str
     fake: FakeLLM
     azure_fake: FakeLLM
+    gateway: FakeGateway
 
 
 @contextlib.contextmanager
@@ -57,7 +60,17 @@ def local_stack(*, latency_ms: float = 0.0) -> Iterator[StackUrls]:
         database_url = stack.enter_context(scratch_database(server, prefix="fleet_demo"))
         fake = stack.enter_context(FakeLLM(latency_ms=latency_ms, api_key=DEMO_KEY))
         azure = stack.enter_context(FakeLLM(latency_ms=latency_ms, api_key=DEMO_KEY))
-        yield StackUrls(endpoint, database_url, fake.base_url, azure.endpoint, fake, azure)
+        gateway = stack.enter_context(FakeGateway(token=DEMO_KEY))
+        yield StackUrls(
+            endpoint,
+            database_url,
+            fake.base_url,
+            azure.endpoint,
+            gateway.endpoint,
+            fake,
+            azure,
+            gateway,
+        )
 
 
 def demo_settings(urls: StackUrls, **overrides: Any) -> Settings:
@@ -70,6 +83,9 @@ def demo_settings(urls: StackUrls, **overrides: Any) -> Settings:
         "azure_openai_endpoint": urls.azure_endpoint,
         "azure_openai_api_key": DEMO_KEY,
         "azure_openai_deployment": "gpt-4o",
+        "send_gateway_url": urls.gateway_url,
+        "send_gateway_token": DEMO_KEY,
+        "send_spacing": 2,
         "queue_name": f"fleet-demo-{uuid.uuid4().hex[:8]}",
         "concurrency": 32,
         "pollers": 2,
@@ -104,13 +120,24 @@ def demo_messages(run: str) -> list[tuple[str, str]]:
             },
         ),
         env(
-            "fan message",
+            "fan message, sent",
             {
                 "type": "message_generation",
                 "userId": "creator-1",
                 "recipientId": "fan-7",
+                "sendToOnlyFans": True,
                 "priority": "high",
                 "data": {"context": "fan renewed for 3 months", "fanName": "Sam"},
+            },
+        ),
+        env(
+            "second message to the same fan (spaced)",
+            {
+                "type": "message_generation",
+                "userId": "creator-1",
+                "recipientId": "fan-7",
+                "sendToOnlyFans": True,
+                "data": {"context": "new set tonight", "fanName": "Sam"},
             },
         ),
         env(
@@ -180,9 +207,16 @@ async def summarize(
     store: Store, since: datetime, queue: QueueClient | None = None
 ) -> dict[str, Any]:
     """The demo's outcome, from Postgres (and the DLQ depth when a queue is given)."""
-    counts = await store.status_counts()
+    rows = await store.fetch(
+        "SELECT status, count(*) AS n FROM workflows WHERE updated_at >= %s"
+        " AND type <> ALL(%s) GROUP BY status",
+        (since, list(INTERNAL_TYPES)),
+    )
+    counts = {str(r["status"]): int(r["n"]) for r in rows}
     retried = await store.fetch(
-        "SELECT count(*) AS n FROM workflows WHERE attempts > 1 AND updated_at >= %s", (since,)
+        "SELECT count(*) AS n FROM workflows WHERE attempts > 1 AND updated_at >= %s"
+        " AND type <> ALL(%s)",
+        (since, list(INTERNAL_TYPES)),
     )
     letters = await store.dead_letters_since(since)
     costs = await store.cost_since(since)
@@ -194,6 +228,10 @@ async def summarize(
         total += cost
         by_provider[row["provider"]] = by_provider.get(row["provider"], 0.0) + float(cost)
         by_intent[row["intent_type"]] = by_intent.get(row["intent_type"], 0.0) + float(cost)
+    sends = await store.fetch(
+        "SELECT status, count(*) AS n FROM onlyfans_sends WHERE created_at >= %s GROUP BY status",
+        (since,),
+    )
     summary: dict[str, Any] = {
         "completed": counts.get("completed", 0),
         "dead_lettered": len(letters),
@@ -201,6 +239,7 @@ async def summarize(
         "failed_workflows": counts.get("failed", 0),
         "in_progress": counts.get("running", 0) + counts.get("retrying", 0),
         "llm_calls": sum(int(r["calls"]) for r in costs),
+        "sends": {str(r["status"]): int(r["n"]) for r in sends},
         "cost_usd": round(float(total), 8),
         "cost_by_provider": by_provider,
         "cost_by_intent": by_intent,

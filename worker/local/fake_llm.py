@@ -45,6 +45,8 @@ from typing import Any
 
 from aiohttp import web
 
+from worker.local._server import ThreadedApp
+
 __all__ = ["FakeConfig", "FakeLLM", "Latency", "example_from_schema", "official_counter"]
 
 _MARKER = re.compile(r"\[\[fake:([a-z_]+)(?::([^:\]]+))?(?::(\d+))?\]\]")
@@ -173,8 +175,10 @@ class _Stats:
     bodies: list[dict[str, Any]] = field(default_factory=list)
 
 
-class FakeLLM:
+class FakeLLM(ThreadedApp):
     """``with FakeLLM() as fake: fake.base_url`` (OpenAI) / ``fake.endpoint`` (Azure)."""
+
+    name = "fake-llm"
 
     def __init__(
         self,
@@ -184,17 +188,13 @@ class FakeLLM:
         latency_ms: float = 0.0,
         keep_bodies: bool = False,
     ) -> None:
+        super().__init__()
         self.api_key = api_key
         self.config = config or FakeConfig(latency_ms=latency_ms)
         self.keep_bodies = keep_bodies
-        self.base_url = ""
-        self.endpoint = ""
         self._stats = _Stats()
         self._lock = threading.Lock()
         self._rng = random.Random(self.config.seed)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
 
     # --- observation -----------------------------------------------------
     @property
@@ -214,41 +214,19 @@ class FakeLLM:
         return self._stats.bodies
 
     # --- lifecycle -------------------------------------------------------
-    def start(self) -> FakeLLM:
-        self._thread = threading.Thread(target=self._serve, name="fake-llm", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("fake LLM server did not start")
-        return self
-
-    def _serve(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_post("/chat/completions", self._chat)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/openai/deployments/{deployment}/chat/completions", self._chat)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        loop.run_until_complete(runner.setup())
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        loop.run_until_complete(site.start())
-        port = runner.addresses[0][1]
-        self.endpoint = f"http://127.0.0.1:{port}"
-        self.base_url = f"{self.endpoint}/v1"
-        self._ready.set()
-        loop.run_forever()
-        loop.run_until_complete(runner.cleanup())
-        loop.close()
 
-    def stop(self) -> None:
-        if self._loop is not None and self._thread is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
-        self._loop = None
-        self._thread = None
+    @property
+    def base_url(self) -> str:
+        """The OpenAI-style base URL (``…/v1``); ``endpoint`` is the Azure resource URL."""
+        return f"{self.endpoint}/v1"
 
     def __enter__(self) -> FakeLLM:
-        return self.start()
+        self.start()
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()

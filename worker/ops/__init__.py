@@ -1,7 +1,7 @@
 """Operator tasks: enqueue, status (and, later, the DLQ workbench and costs)."""
 
 from worker.ops.enqueue import EnqueueLine, enqueue_envelopes, envelope_from_json, read_jsonl
-from worker.ops.status import StatusReport, collect_status
+from worker.ops.status import StatusReport, collect_status, workflow_report
 
 __all__ = [
     "EnqueueLine",
@@ -10,4 +10,5 @@ __all__ = [
     "enqueue_envelopes",
     "envelope_from_json",
     "read_jsonl",
+    "workflow_report",
 ]

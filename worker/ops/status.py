@@ -10,7 +10,7 @@ from typing import Any
 from worker.queue import QueueClient, QueueDepth
 from worker.store import Store
 
-__all__ = ["StatusReport", "collect_status"]
+__all__ = ["StatusReport", "collect_status", "workflow_report"]
 
 
 @dataclass(slots=True)
@@ -53,3 +53,57 @@ async def collect_status(queue: QueueClient, store: Store) -> StatusReport:
         workflows=await store.status_counts(),
         cost_today=await store.cost_since(today),
     )
+
+
+TERMINAL_SENDS = frozenset({"sent", "failed", "superseded"})
+
+
+async def workflow_report(store: Store, workflow_id: str) -> dict[str, Any] | None:
+    """One workflow: its row, its children (campaign chunks), its sends and its cost."""
+    row = await store.workflow(workflow_id)
+    if row is None:
+        return None
+    children = await store.fetch(
+        "SELECT type, status, count(*) AS n FROM workflows WHERE parent_id = %s"
+        " GROUP BY type, status",
+        (workflow_id,),
+    )
+    sends = await store.fetch(
+        "SELECT status, count(*) AS n FROM onlyfans_sends"
+        " WHERE campaign_id = %s OR (campaign_id IS NULL AND workflow_id = %s) GROUP BY status",
+        (workflow_id, workflow_id),
+    )
+    cost = await store.fetch(
+        "SELECT count(*) AS calls, coalesce(sum(cost_usd), 0) AS usd FROM llm_calls"
+        " WHERE workflow_id = %s OR workflow_id IN (SELECT id FROM workflows WHERE parent_id = %s)",
+        (workflow_id, workflow_id),
+    )
+    by_status = {str(r["status"]): int(r["n"]) for r in sends}
+    chunks: dict[str, int] = {}
+    for r in children:
+        if r["type"] == "campaign_batch":
+            chunks[str(r["status"])] = chunks.get(str(r["status"]), 0) + int(r["n"])
+    progress = row.get("progress") or {}
+    report: dict[str, Any] = {
+        "id": row["id"],
+        "type": row["type"],
+        "userId": row["user_id"],
+        "status": row["status"],
+        "attempts": row["attempts"],
+        "provider": row["provider"],
+        "errorCode": row["error_code"],
+        "errorMessage": row["error_message"],
+        "progress": progress,
+        "sends": by_status,
+        "chunks": chunks,
+        "llmCalls": int(cost[0]["calls"]),
+        "costUsd": float(cost[0]["usd"]),
+        "updatedAt": row["updated_at"].isoformat(),
+    }
+    if row["type"] == "campaign_execution":
+        recipients = int(progress.get("recipients", 0))
+        settled = sum(n for status, n in by_status.items() if status in TERMINAL_SENDS)
+        report["campaignComplete"] = (
+            row["status"] == "completed" and recipients > 0 and settled >= recipients
+        )
+    return report

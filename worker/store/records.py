@@ -18,6 +18,7 @@ class WorkflowRef:
     user_id: str
     priority: str
     trace_id: str
+    parent_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,9 +26,9 @@ Conn = psycopg.AsyncConnection[Row]
 
 _CLAIM = """
 INSERT INTO workflows AS w (id, type, user_id, status, priority, attempts, trace_id,
-                            lease_owner, lease_until)
+                            lease_owner, lease_until, parent_id)
 VALUES (%(id)s, %(type)s, %(user_id)s, 'running', %(priority)s, 1, %(trace_id)s,
-        %(owner)s, now() + make_interval(secs => %(lease)s))
+        %(owner)s, now() + make_interval(secs => %(lease)s), %(parent_id)s)
 ON CONFLICT (id) DO UPDATE
    SET status = 'running', attempts = w.attempts + 1, lease_owner = EXCLUDED.lease_owner,
        lease_until = EXCLUDED.lease_until, updated_at = now()
@@ -108,6 +108,7 @@ class Store:
             "trace_id": ref.trace_id,
             "owner": owner,
             "lease": lease_seconds,
+            "parent_id": ref.parent_id,
         }
         async with self._conn() as conn:
             row = await (await conn.execute(_CLAIM, params)).fetchone()
@@ -196,14 +197,15 @@ class Store:
             return False
         return True
 
-    async def release(self, ref: WorkflowRef, owner: str) -> None:
-        """Give the lease back (shutdown before the work finished)."""
+    async def release(self, ref: WorkflowRef, owner: str, status: str = "retrying") -> None:
+        """Give the lease back: shutdown overtook the work ('retrying'), or it is due
+        later ('waiting')."""
         async with self._conn() as conn:
             await conn.execute(
-                "UPDATE workflows SET status = 'retrying', lease_owner = NULL,"
+                "UPDATE workflows SET status = %s, lease_owner = NULL,"
                 " lease_until = NULL, updated_at = now()"
                 " WHERE id = %s AND lease_owner = %s AND status = 'running'",
-                (ref.id, owner),
+                (status, ref.id, owner),
             )
 
     async def add_dead_letter(self, dead_letter: DeadLetter) -> None:
