@@ -40,6 +40,10 @@ def env_for(settings: Settings, **extra: str) -> dict[str, str]:
             "FLEET_SHUTDOWN_GRACE": str(settings.shutdown_grace),
             "FLEET_LLM_RETRY_DELAYS": ",".join(map(str, settings.llm_retry_delays)),
             "FLEET_LOG_LEVEL": "INFO",
+            "FLEET_SEND_GATEWAY_URL": str(settings.send_gateway_url),
+            "FLEET_SEND_GATEWAY_TOKEN": API_KEY,
+            "FLEET_SEND_SPACING": str(settings.send_spacing),
+            "FLEET_CAMPAIGN_CHUNK": str(settings.campaign_chunk),
         }
     )
     env.update(extra)

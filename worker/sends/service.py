@@ -9,6 +9,7 @@ idempotency key, with in-process retries, each attempt passing the pair guard.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -28,6 +29,7 @@ from worker.store.sends import SendLedger
 __all__ = ["MAX_DELAY", "Enqueue", "Sends", "send_key"]
 
 MAX_DELAY = 900
+SHORT_WAIT = 1.0
 Enqueue = Callable[[Envelope, int], Awaitable[None]]
 log = structlog.get_logger("worker.sends")
 
@@ -122,6 +124,11 @@ class Sends:
 
     async def deliver(self, send_id: int) -> dict[str, Any]:
         decision = await self._ledger.begin(send_id, self.spacing)
+        for _ in range(3):  # due within a second: wait here rather than re-enqueue
+            if decision.action != "wait" or decision.wait_seconds > SHORT_WAIT:
+                break
+            await asyncio.sleep(decision.wait_seconds)
+            decision = await self._ledger.begin(send_id, self.spacing)
         if decision.action == "missing":
             raise PermanentError(f"send {send_id} does not exist", code="send_missing")
         row = decision.row or {}
