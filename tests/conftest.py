@@ -112,6 +112,8 @@ def make_settings(
             "send_gateway_url": gateway.endpoint,
             "send_gateway_token": API_KEY,
             "send_spacing": 2,
+            "health_port": 0,
+            "cloudwatch_enabled": False,
         }
         values.update(overrides)
         settings = load_settings(**values)

@@ -44,6 +44,8 @@ def env_for(settings: Settings, **extra: str) -> dict[str, str]:
             "FLEET_SEND_GATEWAY_TOKEN": API_KEY,
             "FLEET_SEND_SPACING": str(settings.send_spacing),
             "FLEET_CAMPAIGN_CHUNK": str(settings.campaign_chunk),
+            "FLEET_HEALTH_PORT": str(settings.health_port),
+            "FLEET_CLOUDWATCH_ENABLED": str(settings.cloudwatch_enabled).lower(),
         }
     )
     env.update(extra)

@@ -78,6 +78,33 @@ def run(until_idle: bool, concurrency: int | None) -> None:
 
 
 @main.command()
+@click.option("--url", help="Health URL (default http://127.0.0.1:$FLEET_HEALTH_PORT/healthz).")
+@click.option("--ready", is_flag=True, help="Check readiness (/readyz) instead of liveness.")
+@friendly
+def check(url: str | None, ready: bool) -> None:
+    """Exit 0 if the local worker is alive (or ready), 1 if not: for container health checks."""
+    import httpx
+
+    if url is None:
+        port = _settings().health_port
+        url = f"http://127.0.0.1:{port}/{'readyz' if ready else 'healthz'}"
+    try:
+        reply = httpx.get(url, timeout=5.0)
+    except httpx.HTTPError as exc:
+        errors.print(f"unhealthy: {url} did not answer ({type(exc).__name__})")
+        sys.exit(1)
+    detail = (
+        reply.json().get("detail", "")
+        if reply.headers.get("content-type", "").startswith("application/json")
+        else reply.text[:200]
+    )
+    if reply.status_code != 200:
+        errors.print(f"unhealthy: {detail}")
+        sys.exit(1)
+    console.print(f"healthy: {detail}")
+
+
+@main.command()
 @friendly
 def migrate() -> None:
     """Apply pending SQL migrations to DATABASE_URL."""

@@ -102,6 +102,17 @@ class Settings(BaseSettings):
     send_timeout: float = Field(10.0, gt=0)
     campaign_chunk: int = Field(50, ge=1, le=1000)
 
+    # --- operations -----------------------------------------------------
+    health_port: int = Field(8080, ge=0, le=65535, description="0 turns the endpoint off")
+    liveness_seconds: float = Field(60.0, gt=0)
+    cloudwatch_enabled: bool = True
+    cloudwatch_endpoint_url: str | None = Field(
+        None, validation_alias=AliasChoices("AWS_ENDPOINT_URL_CLOUDWATCH", "AWS_ENDPOINT_URL")
+    )
+    metrics_namespace: str = "Huntaze/HybridOrchestrator"
+    metrics_interval: float = Field(60.0, gt=0)
+    worker_heartbeat_seconds: float = Field(10.0, gt=0)
+
     # --- storage and logs -----------------------------------------------
     db_pool_min: int = Field(1, ge=0)
     db_pool_max: int = Field(10, ge=1)
@@ -175,6 +186,11 @@ class Settings(BaseSettings):
                 self.openai_timeout < self.workflow_timeout,
                 f"FLEET_OPENAI_TIMEOUT ({self.openai_timeout:g}) must be less than "
                 f"FLEET_WORKFLOW_TIMEOUT ({self.workflow_timeout:g})",
+            ),
+            (
+                self.liveness_seconds > self.wait_seconds,
+                f"FLEET_LIVENESS_SECONDS ({self.liveness_seconds:g}) must exceed "
+                f"FLEET_WAIT_SECONDS ({self.wait_seconds}): a long poll is progress too",
             ),
             (
                 self.pollers <= self.concurrency,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from dataclasses import dataclass, field
 
 import structlog
@@ -23,6 +24,7 @@ from worker.consumer.heartbeat import Heartbeat
 from worker.consumer.policy import retry_delay
 from worker.consumer.processor import Processor
 from worker.errors import QueueUnavailable
+from worker.observability.metrics import Metrics
 from worker.queue import QueueClient, Received
 
 __all__ = ["Capacity", "Fleet", "FleetStats"]
@@ -68,9 +70,17 @@ class Fleet:
     """One process's worth of pollers and handlers."""
 
     def __init__(
-        self, settings: Settings, queue: QueueClient, processor: Processor, heartbeat: Heartbeat
+        self,
+        settings: Settings,
+        queue: QueueClient,
+        processor: Processor,
+        heartbeat: Heartbeat,
+        metrics: Metrics | None = None,
     ) -> None:
         self._settings = settings
+        self._metrics = metrics or Metrics()
+        self.last_progress = time.monotonic()
+        heartbeat.on_tick = self._tick
         self._queue = queue
         self._processor = processor
         self._heartbeat = heartbeat
@@ -84,8 +94,23 @@ class Fleet:
     def in_flight(self) -> int:
         return len(self._tasks)
 
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
     def stop(self) -> None:
         self._stopping.set()
+
+    def _tick(self) -> None:
+        """Heartbeat tick: a saturated fleet waiting for its handlers is not hung."""
+        if self._capacity.in_use >= self._capacity.size:
+            self.last_progress = time.monotonic()
+
+    async def live(self) -> tuple[bool, str]:
+        """Liveness: the poll loop (or a saturated fleet's heartbeat) moved recently."""
+        age = time.monotonic() - self.last_progress
+        ok = age < self._settings.liveness_seconds
+        return ok, f"last progress {age:.1f}s ago (limit {self._settings.liveness_seconds:g}s)"
 
     async def run(self, *, until_idle: bool = False, idle_checks: int = 2) -> FleetStats:
         """Consume until ``stop()`` (a signal) or, with ``until_idle``, until drained."""
@@ -136,6 +161,7 @@ class Fleet:
             try:
                 messages = await self._queue.receive(granted, self._settings.wait_seconds)
             except QueueUnavailable as exc:
+                self.last_progress = time.monotonic()
                 self._capacity.give(granted)
                 failures += 1
                 delay = retry_delay(failures, base=0.5, cap=20.0)
@@ -146,8 +172,11 @@ class Fleet:
                 self._capacity.give(granted)
                 raise
             failures = 0
+            self.last_progress = time.monotonic()
             self._capacity.give(granted - len(messages))
             self.stats.received += len(messages)
+            self._metrics.message_received(len(messages))
+            self._processor.note_sent_times(messages)
             if self._stopping.is_set():
                 await self._release(messages)
                 continue
@@ -157,10 +186,13 @@ class Fleet:
     def _start(self, message: Received) -> None:
         task: asyncio.Task[object] = asyncio.create_task(self._processor.process(message))
         self._tasks.add(task)
+        self._metrics.in_flight.set(len(self._tasks))
         task.add_done_callback(self._finished)
 
     def _finished(self, task: asyncio.Task[object]) -> None:
         self._tasks.discard(task)
+        self._metrics.in_flight.set(len(self._tasks))
+        self.last_progress = time.monotonic()
         self._capacity.give()
         if not task.cancelled() and task.exception() is not None:
             log.error("processor_crashed", error=repr(task.exception()))

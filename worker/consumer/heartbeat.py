@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import structlog
 
 from worker.errors import WorkerError
+from worker.observability.metrics import Metrics
 from worker.queue import QueueClient, Received
 from worker.store import Store
 
@@ -50,6 +52,8 @@ class Heartbeat:
         self._tracked: dict[str, _Tracked] = {}
         self.extensions = 0
         self.failures = 0
+        self.on_tick: Callable[[], None] | None = None
+        self.metrics: Metrics | None = None
 
     def track(self, message: Received, workflow_id: str) -> None:
         self._tracked[message.receipt_handle] = _Tracked(message, workflow_id, time.monotonic())
@@ -61,6 +65,8 @@ class Heartbeat:
         tick = min(1.0, self._interval / 2)
         while True:
             await asyncio.sleep(tick)
+            if self.on_tick is not None:
+                self.on_tick()
             await self.beat()
 
     async def beat(self) -> None:
@@ -73,6 +79,8 @@ class Heartbeat:
             return_exceptions=True,
         )
         for tracked, result in zip(due, results, strict=True):
+            if self.metrics is not None:
+                self.metrics.extension(not isinstance(result, BaseException))
             if isinstance(result, BaseException):
                 self.failures += 1
                 log.warning(

@@ -29,6 +29,7 @@ from worker.config import Settings
 from worker.consumer.heartbeat import Heartbeat
 from worker.consumer.policy import retry_delay
 from worker.contract import (
+    INTENT_TYPES,
     INTERNAL_TYPES,
     Envelope,
     Intent,
@@ -45,6 +46,7 @@ from worker.errors import (
     StoreUnavailable,
     WorkerError,
 )
+from worker.observability.metrics import Metrics
 from worker.providers import LLM, LLMSession
 from worker.queue import QueueClient, Received
 from worker.sends import MAX_DELAY, Sends
@@ -88,6 +90,7 @@ class Processor:
         owner: str,
         costs: CostBuffer,
         sends: Sends | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._settings = settings
         self._queue = queue
@@ -97,15 +100,30 @@ class Processor:
         self._owner = owner
         self._costs = costs
         self._sends = sends
+        self._metrics = metrics or Metrics()
+        self.oldest_sent_ms = 0
         self.counts: Counter[str] = Counter()
 
     @property
     def max_receives(self) -> int:
         return self._queue.max_receives or self._settings.max_receives
 
+    def note_sent_times(self, messages: list[Received]) -> None:
+        """Remember the oldest message seen (ApproximateAgeOfOldestMessage)."""
+        for message in messages:
+            if message.sent_at_ms and (
+                self.oldest_sent_ms == 0 or message.sent_at_ms < self.oldest_sent_ms
+            ):
+                self.oldest_sent_ms = message.sent_at_ms
+
     async def process(self, message: Received) -> Outcome:
+        started = time.monotonic()
         outcome = await self._process(message)
         self.counts[outcome] += 1
+        intent = message.attributes.get("intentType", "")
+        self._metrics.workflow(
+            intent if intent in INTENT_TYPES else "unknown", outcome, time.monotonic() - started
+        )
         return outcome
 
     async def _process(self, message: Received) -> Outcome:

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
+import socket
+import time
+from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import AsyncExitStack
+from typing import Any
 
 import structlog
 from pydantic import SecretStr
@@ -16,7 +21,8 @@ from worker.consumer.heartbeat import Heartbeat
 from worker.consumer.policy import worker_id
 from worker.consumer.processor import Processor
 from worker.contract import Envelope, encode_envelope, message_attributes
-from worker.errors import ConfigError
+from worker.errors import ConfigError, WorkerError
+from worker.observability import CloudWatchPublisher, HealthServer, Metrics
 from worker.observability.logging import add_secrets
 from worker.providers import (
     LLM,
@@ -38,7 +44,9 @@ __all__ = ["build_llm", "run_worker"]
 log = structlog.get_logger("worker.runtime")
 
 
-def build_llm(settings: Settings, store: Store | None = None) -> LLM:
+def build_llm(
+    settings: Settings, store: Store | None = None, metrics: Metrics | None = None
+) -> LLM:
     """The provider routes that are configured, with breakers, prices and the cache."""
     policy = BreakerPolicy(
         consecutive_failures=settings.breaker_failures,
@@ -82,6 +90,7 @@ def build_llm(settings: Settings, store: Store | None = None) -> LLM:
         prices=prices,
         cache=cache,
         cache_intents=frozenset(settings.cache_intents),
+        metrics=metrics,
     )
 
 
@@ -138,16 +147,17 @@ async def run_worker(
     handle_signals: bool = True,
     stop: asyncio.Event | None = None,
 ) -> FleetStats:
-    """Open the queue, the store and the provider; consume; close in order."""
+    """Open the store, the queue, the providers and the sidecars; consume; close in order."""
     register_secrets(settings)
     database_url = settings.require_database_url()
     if settings.migrate_on_start:
         await migrate(database_url)
     owner = worker_id()
+    metrics = Metrics()
     async with AsyncExitStack() as stack:
         store = Store(database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
         await stack.enter_async_context(store)
-        llm = build_llm(settings, store)
+        llm = build_llm(settings, store, metrics)
         stack.push_async_callback(llm.close)
         costs = CostBuffer(store)
         queue = QueueClient(
@@ -166,32 +176,116 @@ async def run_worker(
             visibility_timeout=settings.visibility_timeout,
             lease_seconds=settings.lease,
         )
+        heartbeat.metrics = metrics
         sends = build_sends(settings, store, queue)
         if sends.gateway is not None:
             stack.push_async_callback(sends.gateway.close)
-        processor = Processor(settings, queue, store, llm, heartbeat, owner, costs, sends)
-        fleet = Fleet(settings, queue, processor, heartbeat)
-        flusher = asyncio.create_task(costs.run(), name="cost-buffer")
-        stack.push_async_callback(_final_flush, flusher, costs)
+        processor = Processor(settings, queue, store, llm, heartbeat, owner, costs, sends, metrics)
+        fleet = Fleet(settings, queue, processor, heartbeat, metrics)
+        _background(stack, costs.run(), _final_flush_of(costs))
+        await _start_sidecars(stack, settings, fleet, processor, queue, store, metrics, owner)
         if handle_signals:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, fleet.stop)
                 stack.callback(loop.remove_signal_handler, sig)
         if stop is not None:
-            watcher = asyncio.create_task(_stop_when(stop, fleet))
-            stack.callback(watcher.cancel)
+            _background(stack, _stop_when(stop, fleet))
         log.info("worker_started", worker=owner, queue=settings.queue_name)
         return await fleet.run(until_idle=until_idle)
 
 
-async def _final_flush(flusher: asyncio.Task[None], costs: CostBuffer) -> None:
-    """Shutdown: the buffered cost rows get one last chance before the pool closes."""
-    flusher.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await flusher
-    if not await costs.flush():
-        log.error("cost_rows_unwritten_at_exit", rows=costs.pending)
+def _background(
+    stack: AsyncExitStack,
+    work: Coroutine[Any, Any, None],
+    then: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """A tracked helper task, cancelled (then ``then`` awaited) when the worker closes."""
+    task = asyncio.create_task(work)
+
+    async def finish() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        if then is not None:
+            await then()
+
+    stack.push_async_callback(finish)
+
+
+async def _start_sidecars(
+    stack: AsyncExitStack,
+    settings: Settings,
+    fleet: Fleet,
+    processor: Processor,
+    queue: QueueClient,
+    store: Store,
+    metrics: Metrics,
+    owner: str,
+) -> None:
+    """Health endpoint, CloudWatch publisher and the live-worker registry."""
+    if settings.health_port:
+
+        async def ready() -> tuple[bool, str]:
+            if fleet.stopping:
+                return False, "shutting down"
+            try:
+                async with asyncio.timeout(3):
+                    await store.ping()
+                    await queue.depth()
+            except (WorkerError, TimeoutError) as exc:
+                return False, f"not ready: {exc or type(exc).__name__}"
+            return True, "sqs and postgres reachable"
+
+        health = HealthServer(settings.health_port, live=fleet.live, ready=ready, metrics=metrics)
+        await health.start()
+        stack.push_async_callback(health.stop)
+        log.info("health_endpoint_started", port=health.port)
+    host, pid = socket.gethostname(), os.getpid()
+
+    async def registry() -> None:
+        while True:
+            try:
+                await store.worker_seen(owner, host, pid, fleet.in_flight)
+            except WorkerError as exc:
+                log.warning("worker_registry_failed", error=str(exc))
+            await asyncio.sleep(settings.worker_heartbeat_seconds)
+
+    async def unregister() -> None:
+        with contextlib.suppress(WorkerError):
+            await store.worker_gone(owner)
+
+    _background(stack, registry(), unregister)
+    if settings.cloudwatch_enabled:
+
+        async def sample() -> None:
+            depth = await queue.depth()
+            workers = max(1, await store.live_workers())
+            metrics.gauge("BacklogPerWorker", depth.visible / workers)
+            if processor.oldest_sent_ms:
+                age = time.time() - processor.oldest_sent_ms / 1000
+                metrics.gauge("ApproximateAgeOfOldestMessage", max(0.0, age), "Seconds")
+                processor.oldest_sent_ms = 0
+
+        publisher = CloudWatchPublisher(
+            metrics,
+            namespace=settings.metrics_namespace,
+            endpoint=settings.cloudwatch_endpoint_url,
+            region=settings.aws_region,
+            interval=settings.metrics_interval,
+            sample=sample,
+        )
+        await publisher.open()
+        _background(stack, publisher.run(), publisher.close)
+
+
+def _final_flush_of(costs: CostBuffer) -> Callable[[], Awaitable[None]]:
+    async def flush() -> None:
+        """Shutdown: the buffered cost rows get one last chance before the pool closes."""
+        if not await costs.flush():
+            log.error("cost_rows_unwritten_at_exit", rows=costs.pending)
+
+    return flush
 
 
 async def _stop_when(event: asyncio.Event, fleet: Fleet) -> None:

@@ -43,6 +43,7 @@ from worker.errors import (
     RetryableError,
     WorkerError,
 )
+from worker.observability.metrics import Metrics
 from worker.providers.base import ChatClient, ChatRequest, ChatResponse, Message
 from worker.providers.breaker import CircuitBreaker
 from worker.providers.cache import ResponseCache, cache_key
@@ -90,6 +91,7 @@ class LLM:
         cache: ResponseCache | None = None,
         cache_intents: frozenset[str] = frozenset(),
         on_wait: Callable[[str, float], None] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         if not routes:
             raise ConfigError(
@@ -103,6 +105,7 @@ class LLM:
         self.cache = cache
         self.cache_intents = cache_intents
         self.on_wait = on_wait
+        self.metrics = metrics
         for name, route in self.routes.items():
             if self.prices.price(name, route.model) is None:
                 log.warning("model_price_unknown", provider=name, model=route.model)
@@ -249,6 +252,7 @@ class LLMSession:
                 f"{name}_execution_{event}", attempt=attempt, error_code=exc.code, error=str(exc)
             )
             self._record_error(route, request, started, attempt, exc.code)
+            self._observe(route, exc.code, started, 0.0)
             left = self._time_left()
             if (
                 isinstance(exc, ProviderRateLimited)
@@ -264,6 +268,7 @@ class LLMSession:
             raise
         route.breaker.record(True)
         record = self._record_ok(name, request, response, started, attempt)
+        self._observe(route, "ok", started, float(record.cost_usd))
         log.info(
             f"{name}_execution_completed",
             attempt=attempt,
@@ -273,6 +278,13 @@ class LLMSession:
             duration_ms=record.duration_ms,
         )
         return response
+
+    def _observe(self, route: Route, outcome: str, started: float, cost: float) -> None:
+        metrics = self._llm.metrics
+        if metrics is not None:
+            name = route.client.name
+            metrics.provider_call(name, outcome, time.monotonic() - started, cost)
+            metrics.breaker_state(name, route.breaker.state)
 
     # --- cost rows -------------------------------------------------------
     def _record_error(

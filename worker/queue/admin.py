@@ -6,8 +6,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from worker.aws import aws_call
 from worker.errors import ConfigError
-from worker.queue.client import _call, sqs_client
+from worker.queue.client import sqs_client
 
 __all__ = ["QueueSpec", "create_queues"]
 
@@ -26,15 +27,15 @@ class QueueSpec:
 async def _ensure(client: Any, name: str, attributes: dict[str, str]) -> str:
     """Create the queue, or update the attributes of the one that exists."""
     try:
-        reply = await _call(f"GetQueueUrl({name})", lambda: client.get_queue_url(QueueName=name))
+        reply = await aws_call(f"GetQueueUrl({name})", lambda: client.get_queue_url(QueueName=name))
     except ConfigError:  # the queue does not exist yet
-        reply = await _call(
+        reply = await aws_call(
             f"CreateQueue({name})",
             lambda: client.create_queue(QueueName=name, Attributes=attributes),
         )
         return str(reply["QueueUrl"])
     url = str(reply["QueueUrl"])
-    await _call(
+    await aws_call(
         f"SetQueueAttributes({name})",
         lambda: client.set_queue_attributes(QueueUrl=url, Attributes=attributes),
     )
@@ -52,7 +53,7 @@ async def create_queues(spec: QueueSpec, *, endpoint: str | None, region: str) -
                 "MaximumMessageSize": str(spec.max_message_bytes),
             },
         )
-        arn_reply = await _call(
+        arn_reply = await aws_call(
             "GetQueueAttributes",
             lambda: client.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"]),
         )
@@ -69,12 +70,12 @@ async def create_queues(spec: QueueSpec, *, endpoint: str | None, region: str) -
                 ),
             },
         )
-        arn_reply = await _call(
+        arn_reply = await aws_call(
             "GetQueueAttributes",
             lambda: client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"]),
         )
         arn = str(arn_reply["Attributes"]["QueueArn"])
-        await _call(
+        await aws_call(
             "SetQueueAttributes(RedriveAllowPolicy)",
             lambda: client.set_queue_attributes(
                 QueueUrl=dlq_url,

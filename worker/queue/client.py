@@ -1,32 +1,24 @@
 """The SQS client: receive, delete, visibility, send, DLQ moves, depths.
 
-This is the only module that talks to SQS. botocore errors stop here and
-become ``QueueUnavailable`` (retryable) or ``ConfigError`` (a queue that does
-not exist). Queue URLs are always read from the server, never built.
+botocore errors are translated by ``worker.aws`` into ``QueueUnavailable``
+(retryable) or ``ConfigError`` (a queue that does not exist). Queue URLs are
+always read from the server, never built.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
-from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
-from urllib.parse import urlparse
+from typing import Any
 
-import aioboto3
-from aiobotocore.config import AioConfig
-from botocore.exceptions import BotoCoreError, ClientError
-
-from worker.errors import ConfigError, QueueUnavailable
+from worker.aws import aws_call, aws_client
+from worker.errors import QueueUnavailable
 from worker.queue.batcher import Batcher
 
 __all__ = ["QueueClient", "QueueDepth", "Received", "sqs_client"]
 
-R = TypeVar("R")
 Attributes = dict[str, dict[str, str]]
-_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,42 +60,9 @@ class QueueDepth:
         return self.visible + self.in_flight + self.delayed
 
 
-def _credentials(endpoint: str | None) -> dict[str, str]:
-    """Local emulators accept any key; spare operators from inventing one."""
-    host = urlparse(endpoint).hostname if endpoint else None
-    if host in _LOOPBACK and not os.environ.get("AWS_ACCESS_KEY_ID"):
-        return {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
-    return {}
-
-
-@contextlib.asynccontextmanager
-async def sqs_client(
-    endpoint: str | None, region: str, *, pool: int = 50, service: str = "sqs"
-) -> AsyncIterator[Any]:
-    """An aiobotocore client with a connection pool sized for the pollers."""
-    session = aioboto3.Session()
-    config = AioConfig(
-        max_pool_connections=pool,
-        retries={"mode": "standard", "max_attempts": 3},
-        connect_timeout=5,
-        read_timeout=30,
-    )
-    async with session.client(
-        service, endpoint_url=endpoint, region_name=region, config=config, **_credentials(endpoint)
-    ) as client:
-        yield client
-
-
-async def _call(what: str, call: Callable[[], Awaitable[R]]) -> R:
-    try:
-        return await call()
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        if "NonExistentQueue" in code or "QueueDoesNotExist" in code:
-            raise ConfigError(f"{what}: queue does not exist (run `fleet queues create`)") from exc
-        raise QueueUnavailable(f"{what} failed: {code or exc}") from exc
-    except (BotoCoreError, OSError) as exc:
-        raise QueueUnavailable(f"{what} failed: {type(exc).__name__}: {exc}") from exc
+def sqs_client(endpoint: str | None, region: str, *, pool: int = 50) -> Any:
+    """An SQS client context (see ``worker.aws.aws_client``)."""
+    return aws_client("sqs", endpoint, region, pool=pool)
 
 
 class QueueClient:
@@ -140,7 +99,7 @@ class QueueClient:
         try:
             self.url = await self._url_of(self.queue_name)
             self.dlq_url = await self._url_of(self.dlq_name)
-            attrs = await _call(
+            attrs = await aws_call(
                 "GetQueueAttributes",
                 lambda: self._client.get_queue_attributes(
                     QueueUrl=self.url, AttributeNames=["RedrivePolicy"]
@@ -170,14 +129,14 @@ class QueueClient:
         await self.close()
 
     async def _url_of(self, name: str) -> str:
-        reply = await _call(
+        reply = await aws_call(
             f"GetQueueUrl({name})", lambda: self._client.get_queue_url(QueueName=name)
         )
         return str(reply["QueueUrl"])
 
     # --- consuming -------------------------------------------------------
     async def receive(self, max_messages: int, wait_seconds: int) -> list[Received]:
-        reply = await _call(
+        reply = await aws_call(
             "ReceiveMessage",
             lambda: self._client.receive_message(
                 QueueUrl=self.url,
@@ -199,7 +158,7 @@ class QueueClient:
 
     async def _delete_batch(self, batch: list[Received]) -> list[BaseException | None]:
         entries = [{"Id": str(i), "ReceiptHandle": m.receipt_handle} for i, m in enumerate(batch)]
-        reply = await _call(
+        reply = await aws_call(
             "DeleteMessageBatch",
             lambda: self._client.delete_message_batch(QueueUrl=self.url, Entries=entries),
         )
@@ -212,7 +171,7 @@ class QueueClient:
             {"Id": str(i), "ReceiptHandle": m.receipt_handle, "VisibilityTimeout": seconds}
             for i, (m, seconds) in enumerate(batch)
         ]
-        reply = await _call(
+        reply = await aws_call(
             "ChangeMessageVisibilityBatch",
             lambda: self._client.change_message_visibility_batch(
                 QueueUrl=self.url, Entries=entries
@@ -227,7 +186,7 @@ class QueueClient:
         if not 0 <= delay <= 900:
             raise ValueError(f"DelaySeconds must be 0..900, got {delay}")
         url = self.dlq_url if to_dlq else self.url
-        reply = await _call(
+        reply = await aws_call(
             "SendMessage",
             lambda: self._client.send_message(
                 QueueUrl=url, MessageBody=body, MessageAttributes=attributes, DelaySeconds=delay
@@ -241,7 +200,7 @@ class QueueClient:
             {"Id": str(i), "MessageBody": body, "MessageAttributes": attrs}
             for i, (body, attrs) in enumerate(items)
         ]
-        reply = await _call(
+        reply = await aws_call(
             "SendMessageBatch",
             lambda: self._client.send_message_batch(QueueUrl=self.url, Entries=entries),
         )
@@ -275,7 +234,7 @@ class QueueClient:
             "ApproximateNumberOfMessagesDelayed",
         ]
         url = self.dlq_url if dlq else self.url
-        reply = await _call(
+        reply = await aws_call(
             "GetQueueAttributes",
             lambda: self._client.get_queue_attributes(QueueUrl=url, AttributeNames=names),
         )
@@ -284,10 +243,10 @@ class QueueClient:
 
     async def purge(self, dlq: bool = False) -> None:
         url = self.dlq_url if dlq else self.url
-        await _call("PurgeQueue", lambda: self._client.purge_queue(QueueUrl=url))
+        await aws_call("PurgeQueue", lambda: self._client.purge_queue(QueueUrl=url))
 
     async def receive_dlq(self, max_messages: int = 10, wait_seconds: int = 1) -> list[Received]:
-        reply = await _call(
+        reply = await aws_call(
             "ReceiveMessage(DLQ)",
             lambda: self._client.receive_message(
                 QueueUrl=self.dlq_url,

@@ -298,6 +298,25 @@ class Store:
         async with self._conn() as conn, conn.transaction():
             await self._insert_calls(conn, ref, calls, receive_count)
 
+    async def worker_seen(self, worker_id: str, host: str, pid: int, in_flight: int) -> None:
+        async with self._conn() as conn:
+            await conn.execute(
+                "INSERT INTO workers (id, host, pid, in_flight) VALUES (%s, %s, %s, %s)"
+                " ON CONFLICT (id) DO UPDATE SET last_seen = now(), in_flight = EXCLUDED.in_flight",
+                (worker_id, host, pid, in_flight),
+            )
+
+    async def worker_gone(self, worker_id: str) -> None:
+        async with self._conn() as conn:
+            await conn.execute("DELETE FROM workers WHERE id = %s", (worker_id,))
+
+    async def live_workers(self, within_seconds: float = 60.0) -> int:
+        rows = await self.fetch(
+            "SELECT count(*) AS n FROM workers WHERE last_seen > now() - make_interval(secs => %s)",
+            (within_seconds,),
+        )
+        return int(rows[0]["n"])
+
     async def workflow(self, workflow_id: str) -> Row | None:
         rows = await self.fetch("SELECT * FROM workflows WHERE id = %s", (workflow_id,))
         return rows[0] if rows else None

@@ -1,0 +1,69 @@
+"""aiobotocore clients and the translation of botocore errors into ours.
+
+The only place that imports botocore: SQS (``worker.queue``) and CloudWatch
+(``worker.observability.cloudwatch``) call AWS through these two functions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+from urllib.parse import urlparse
+
+import aioboto3
+from aiobotocore.config import AioConfig
+from botocore.exceptions import BotoCoreError, ClientError
+
+from worker.errors import ConfigError, QueueUnavailable
+
+__all__ = ["aws_call", "aws_client", "error_code"]
+
+R = TypeVar("R")
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def _credentials(endpoint: str | None) -> dict[str, str]:
+    """Local emulators accept any key; spare operators from inventing one."""
+    host = urlparse(endpoint).hostname if endpoint else None
+    if host in _LOOPBACK and not os.environ.get("AWS_ACCESS_KEY_ID"):
+        return {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
+    return {}
+
+
+@contextlib.asynccontextmanager
+async def aws_client(
+    service: str, endpoint: str | None, region: str, *, pool: int = 50
+) -> AsyncIterator[Any]:
+    """An aiobotocore client with a connection pool sized for its callers."""
+    session = aioboto3.Session()
+    config = AioConfig(
+        max_pool_connections=pool,
+        retries={"mode": "standard", "max_attempts": 3},
+        connect_timeout=5,
+        read_timeout=30,
+    )
+    async with session.client(
+        service, endpoint_url=endpoint, region_name=region, config=config, **_credentials(endpoint)
+    ) as client:
+        yield client
+
+
+def error_code(exc: BaseException) -> str:
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+async def aws_call(what: str, call: Callable[[], Awaitable[R]]) -> R:
+    """Run one AWS call; its errors become ConfigError (no such queue) or QueueUnavailable."""
+    try:
+        return await call()
+    except ClientError as exc:
+        code = error_code(exc)
+        if "NonExistentQueue" in code or "QueueDoesNotExist" in code:
+            raise ConfigError(f"{what}: queue does not exist (run `fleet queues create`)") from exc
+        raise QueueUnavailable(f"{what} failed: {code or exc}", code=code or "aws") from exc
+    except (BotoCoreError, OSError) as exc:
+        raise QueueUnavailable(f"{what} failed: {type(exc).__name__}: {exc}") from exc

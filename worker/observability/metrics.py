@@ -1,0 +1,129 @@
+"""Fleet metrics: Prometheus counters for /metrics and a CloudWatch aggregate.
+
+Every event is counted once here and fans out to both sinks. Dimensions are
+bounded (intent type, provider, outcome): never user or workflow ids, which
+would cost a custom metric each. CloudWatch gets statistic sets aggregated in
+process and flushed on a timer by ``CloudWatchPublisher``.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Literal
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+__all__ = ["Metrics", "StatSet"]
+
+Unit = Literal["Count", "Seconds", "None"]
+_BREAKER = {"closed": 0, "half_open": 1, "open": 2}
+_LATENCY = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120)
+
+
+@dataclass(slots=True)
+class StatSet:
+    count: float = 0.0
+    total: float = 0.0
+    low: float = float("inf")
+    high: float = float("-inf")
+
+    def add(self, value: float) -> None:
+        self.count += 1
+        self.total += value
+        self.low = min(self.low, value)
+        self.high = max(self.high, value)
+
+
+Key = tuple[str, tuple[tuple[str, str], ...], str]
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.received = Counter("fleet_messages_received", "Messages received", registry=r)
+        self.outcomes = Counter(
+            "fleet_workflow_outcomes", "Workflow outcomes", ["intent", "outcome"], registry=r
+        )
+        self.in_flight = Gauge("fleet_in_flight", "Handlers running now", registry=r)
+        self.handler_seconds = Histogram(
+            "fleet_handler_seconds", "Handler latency", ["intent"], buckets=_LATENCY, registry=r
+        )
+        self.provider_calls = Counter(
+            "fleet_provider_calls", "LLM calls", ["provider", "outcome"], registry=r
+        )
+        self.provider_seconds = Histogram(
+            "fleet_provider_seconds", "LLM call latency", ["provider"], buckets=_LATENCY, registry=r
+        )
+        self.breaker = Gauge(
+            "fleet_breaker_state", "0 closed, 1 half-open, 2 open", ["provider"], registry=r
+        )
+        self.cost = Counter("fleet_cost_usd", "LLM spend in USD", ["provider"], registry=r)
+        self.extensions = Counter(
+            "fleet_visibility_extensions", "Visibility extensions", registry=r
+        )
+        self.lost_leases = Counter("fleet_lost_leases", "Extensions that failed", registry=r)
+        self._lock = threading.Lock()
+        self._pending: dict[Key, StatSet] = {}
+
+    # --- events ----------------------------------------------------------
+    def message_received(self, count: int) -> None:
+        if count:
+            self.received.inc(count)
+            self._aggregate("MessagesReceived", {}, float(count), "Count")
+
+    def workflow(self, intent: str, outcome: str, seconds: float) -> None:
+        self.outcomes.labels(intent, outcome).inc()
+        self.handler_seconds.labels(intent).observe(seconds)
+        self._aggregate("Workflows", {"IntentType": intent, "Outcome": outcome}, 1.0, "Count")
+        self._aggregate("HandlerLatency", {"IntentType": intent}, seconds, "Seconds")
+
+    def provider_call(self, provider: str, outcome: str, seconds: float, cost: float) -> None:
+        self.provider_calls.labels(provider, outcome).inc()
+        self.provider_seconds.labels(provider).observe(seconds)
+        if cost:
+            self.cost.labels(provider).inc(cost)
+        dims = {"Provider": provider, "Outcome": outcome}
+        self._aggregate("ProviderCalls", dims, 1.0, "Count")
+        self._aggregate("ProviderLatency", {"Provider": provider}, seconds, "Seconds")
+        if cost:
+            self._aggregate("CostUSD", {"Provider": provider}, cost, "None")
+
+    def breaker_state(self, provider: str, state: str) -> None:
+        self.breaker.labels(provider).set(_BREAKER.get(state, 0))
+
+    def extension(self, ok: bool) -> None:
+        (self.extensions if ok else self.lost_leases).inc()
+
+    def gauge(self, name: str, value: float, unit: Unit = "None") -> None:
+        """A CloudWatch-only sample (backlog per worker, age of the oldest message)."""
+        self._aggregate(name, {}, value, unit)
+
+    # --- sinks -----------------------------------------------------------
+    def _aggregate(self, name: str, dims: dict[str, str], value: float, unit: Unit) -> None:
+        key: Key = (name, tuple(sorted(dims.items())), unit)
+        with self._lock:
+            stat = self._pending.get(key)
+            if stat is None:
+                stat = self._pending[key] = StatSet()
+            stat.add(value)
+
+    def drain(self) -> dict[Key, StatSet]:
+        """The statistic sets since the last drain (for CloudWatch)."""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        return pending
+
+    def restore(self, pending: dict[Key, StatSet]) -> None:
+        """Put back sets a failed flush could not send (merged with newer ones)."""
+        with self._lock:
+            for key, stat in pending.items():
+                mine = self._pending.setdefault(key, StatSet())
+                mine.count += stat.count
+                mine.total += stat.total
+                mine.low = min(mine.low, stat.low)
+                mine.high = max(mine.high, stat.high)
+
+    def prometheus(self) -> bytes:
+        return generate_latest(self.registry)
