@@ -2,55 +2,25 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
-from collections.abc import Callable, Coroutine
-from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from worker.config import Settings, load_settings
+from worker.commands import dlq, operations
+from worker.commands.common import console, errors, friendly, run_async, settings_from_env
+from worker.config import Settings
 from worker.contract import Envelope, json_schema
-from worker.errors import ConfigError, EnqueueRefused, WorkerError
+from worker.errors import EnqueueRefused
 from worker.observability import configure_logging
 
-console = Console(stderr=False)
-errors = Console(stderr=True)
-T = TypeVar("T")
 SCHEMA_PATH = Path("docs/contract.schema.json")
-
-
-def _settings(**overrides: Any) -> Settings:
-    settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
-    configure_logging(settings.log_level, settings.log_format)
-    return settings
-
-
-def _run(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coro)
-
-
-def friendly(func: Callable[..., None]) -> Callable[..., None]:
-    """Turn our errors into one clear line and a non-zero exit."""
-
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> None:
-        try:
-            func(*args, **kwargs)
-        except ConfigError as exc:
-            errors.print(f"[red]configuration error:[/] {exc}")
-            sys.exit(2)
-        except WorkerError as exc:
-            errors.print(f"[red]error ({exc.code}):[/] {exc}")
-            sys.exit(1)
-
-    return wrapper
+_settings = settings_from_env
+_run = run_async
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -67,12 +37,27 @@ def main() -> None:
 @main.command()
 @click.option("--until-idle", is_flag=True, help="Exit 0 once the queue is drained.")
 @click.option("--concurrency", type=int, help="Handlers in flight (FLEET_CONCURRENCY).")
+@click.option(
+    "--processes",
+    type=click.IntRange(1, 256),
+    default=1,
+    show_default=True,
+    help="Worker processes under one supervisor (restarts crashed ones).",
+)
 @friendly
-def run(until_idle: bool, concurrency: int | None) -> None:
+def run(until_idle: bool, concurrency: int | None, processes: int) -> None:
     """Run a worker until SIGTERM/SIGINT (graceful: drains in-flight work)."""
     from worker.consumer import run_worker
 
     settings = _settings(concurrency=concurrency)
+    if processes > 1:
+        from worker.ops.supervisor import Supervisor
+
+        args = ["--concurrency", str(concurrency)] if concurrency else []
+        supervisor = Supervisor(
+            processes, health_port=settings.health_port, grace=settings.shutdown_grace, args=args
+        )
+        sys.exit(supervisor.run())
     stats = _run(run_worker(settings, until_idle=until_idle))
     errors.print(f"worker stopped: received {stats.received}, outcomes {stats.outcomes}")
 
@@ -428,6 +413,10 @@ def _print_summary(summary: dict[str, Any]) -> None:
         costs.add_row("intent", name, f"{value:.6f}")
     console.print(costs)
 
+
+main.add_command(dlq.dlq)
+main.add_command(operations.costs)
+main.add_command(operations.top)
 
 if __name__ == "__main__":
     main()

@@ -245,19 +245,67 @@ class QueueClient:
         url = self.dlq_url if dlq else self.url
         await aws_call("PurgeQueue", lambda: self._client.purge_queue(QueueUrl=url))
 
-    async def receive_dlq(self, max_messages: int = 10, wait_seconds: int = 1) -> list[Received]:
+    async def receive_dlq(
+        self, max_messages: int = 10, wait_seconds: int = 1, hold_seconds: int = 30
+    ) -> list[Received]:
+        """Read the DLQ, hiding what was read for ``hold_seconds`` (an operator's lease)."""
         reply = await aws_call(
             "ReceiveMessage(DLQ)",
             lambda: self._client.receive_message(
                 QueueUrl=self.dlq_url,
                 MaxNumberOfMessages=max_messages,
                 WaitTimeSeconds=wait_seconds,
-                VisibilityTimeout=30,
+                VisibilityTimeout=hold_seconds,
                 MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
                 MessageAttributeNames=["All"],
             ),
         )
         return [Received.from_sqs(raw) for raw in reply.get("Messages", [])]
+
+    async def dlq_delete(self, message: Received) -> None:
+        await aws_call(
+            "DeleteMessage(DLQ)",
+            lambda: self._client.delete_message(
+                QueueUrl=self.dlq_url, ReceiptHandle=message.receipt_handle
+            ),
+        )
+
+    async def dlq_release(self, message: Received) -> None:
+        """Make a read DLQ message visible again at once."""
+        await aws_call(
+            "ChangeMessageVisibility(DLQ)",
+            lambda: self._client.change_message_visibility(
+                QueueUrl=self.dlq_url, ReceiptHandle=message.receipt_handle, VisibilityTimeout=0
+            ),
+        )
+
+    async def arn(self, dlq: bool = False) -> str:
+        url = self.dlq_url if dlq else self.url
+        reply = await aws_call(
+            "GetQueueAttributes(QueueArn)",
+            lambda: self._client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"]),
+        )
+        return str(reply["Attributes"]["QueueArn"])
+
+    async def start_move_task(self, rate: int | None = None) -> str:
+        """SQS's own DLQ redrive (StartMessageMoveTask) back to the work queue."""
+        source, destination = await self.arn(dlq=True), await self.arn()
+        extra = {"MaxNumberOfMessagesPerSecond": rate} if rate else {}
+        reply = await aws_call(
+            "StartMessageMoveTask",
+            lambda: self._client.start_message_move_task(
+                SourceArn=source, DestinationArn=destination, **extra
+            ),
+        )
+        return str(reply["TaskHandle"])
+
+    async def move_tasks(self) -> list[dict[str, Any]]:
+        source = await self.arn(dlq=True)
+        reply = await aws_call(
+            "ListMessageMoveTasks",
+            lambda: self._client.list_message_move_tasks(SourceArn=source, MaxResults=10),
+        )
+        return list(reply.get("Results", []))
 
 
 def _per_entry(what: str, count: int, reply: dict[str, Any]) -> list[BaseException | None]:

@@ -1,0 +1,1 @@
+"""Subcommands of `fleet` beyond the core ones in worker/cli.py."""

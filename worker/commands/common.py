@@ -1,0 +1,67 @@
+"""What every `fleet` subcommand shares: settings, consoles, error handling, durations."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+from collections.abc import Callable, Coroutine
+from functools import wraps
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+
+from worker.config import Settings, load_settings
+from worker.errors import ConfigError, WorkerError
+from worker.observability import configure_logging
+
+__all__ = ["console", "errors", "friendly", "parse_duration", "run_async", "settings_from_env"]
+
+console = Console(stderr=False)
+errors = Console(stderr=True)
+T = TypeVar("T")
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def settings_from_env(**overrides: Any) -> Settings:
+    settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    configure_logging(settings.log_level, settings.log_format)
+    return settings
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+def parse_duration(value: str | None, option: str) -> float | None:
+    """``90s``, ``15m``, ``2h``, ``7d``, ``1h30m`` (or plain seconds) to seconds."""
+    if value is None:
+        return None
+    text = value.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text)
+    parts = _DURATION.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise click.BadParameter(
+            f"{value!r} is not a duration like 90s, 15m, 2h or 7d", param_hint=option
+        )
+    return sum(float(n) * _UNITS[u] for n, u in parts)
+
+
+def friendly(func: Callable[..., None]) -> Callable[..., None]:
+    """Turn our errors into one clear line and a non-zero exit."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            func(*args, **kwargs)
+        except ConfigError as exc:
+            errors.print(f"[red]configuration error:[/] {exc}")
+            sys.exit(2)
+        except WorkerError as exc:
+            errors.print(f"[red]error ({exc.code}):[/] {exc}")
+            sys.exit(1)
+
+    return wrapper

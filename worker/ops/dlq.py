@@ -1,0 +1,244 @@
+"""The DLQ workbench: list, show, replay and purge dead-lettered messages.
+
+SQS cannot annotate a moved message, so the reason comes from the
+``dead_letters`` rows the worker wrote before the move, joined by the
+original MessageId (``sourceMessageId`` on copies the fleet made, the
+MessageId itself on SQS redrives). Reading the DLQ hides what was read for a
+while (an operator's lease); what is not replayed or purged is released.
+
+Replay never loses a message: the copy is sent to the work queue and the
+lineage recorded before the DLQ message is deleted. Killed in between, the
+worst case is a second copy, which the workflow ledger turns into a no-op.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from worker.queue import QueueClient, Received
+from worker.store import Store
+
+__all__ = ["DlqEntry", "DlqFilter", "DlqWorkbench", "ReplayResult"]
+
+ERROR_ATTRIBUTES = ("errorClass", "errorCode", "errorMessage")
+
+
+@dataclass(slots=True)
+class DlqEntry:
+    message: Received
+    reason: dict[str, Any] | None = None
+
+    @property
+    def source_id(self) -> str:
+        return self.message.attributes.get("sourceMessageId") or self.message.message_id
+
+    @property
+    def intent_type(self) -> str:
+        found = self.reason.get("intent_type") if self.reason else None
+        return str(found or self.message.attributes.get("intentType") or "-")
+
+    @property
+    def error_class(self) -> str:
+        found = self.reason.get("error_class") if self.reason else None
+        return str(found or self.message.attributes.get("errorClass") or "unknown")
+
+    @property
+    def error_code(self) -> str:
+        found = self.reason.get("error_code") if self.reason else None
+        return str(found or self.message.attributes.get("errorCode") or "unknown")
+
+    @property
+    def error_message(self) -> str:
+        found = self.reason.get("error_message") if self.reason else None
+        return str(found or self.message.attributes.get("errorMessage") or "(no reason recorded)")
+
+    @property
+    def user_id(self) -> str:
+        return str(self.reason.get("user_id") or "-") if self.reason else "-"
+
+    @property
+    def workflow_id(self) -> str | None:
+        return (
+            str(self.reason["workflow_id"]) if self.reason and self.reason["workflow_id"] else None
+        )
+
+    @property
+    def age_seconds(self) -> float:
+        return max(0.0, time.time() - self.message.sent_at_ms / 1000)
+
+    @property
+    def replay_count(self) -> int:
+        try:
+            return int(self.message.attributes.get("replayCount", "0"))
+        except ValueError:
+            return 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "dlqMessageId": self.message.message_id,
+            "sourceMessageId": self.source_id,
+            "workflowId": self.workflow_id,
+            "intentType": self.intent_type,
+            "userId": self.user_id,
+            "errorClass": self.error_class,
+            "errorCode": self.error_code,
+            "reason": self.error_message,
+            "ageSeconds": round(self.age_seconds, 1),
+            "replayCount": self.replay_count,
+            "receiveCount": self.reason.get("receive_count") if self.reason else None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DlqFilter:
+    intent: str | None = None
+    error: str | None = None  # an error class or an error code
+    user: str | None = None
+    older_than: float | None = None  # seconds
+    newer_than: float | None = None
+    text: str | None = None
+    ids: frozenset[str] = field(default_factory=frozenset)
+
+    def matches(self, entry: DlqEntry) -> bool:
+        checks = [
+            not self.ids or bool({entry.message.message_id, entry.source_id} & self.ids),
+            self.intent is None or entry.intent_type == self.intent,
+            self.error is None or self.error in (entry.error_class, entry.error_code),
+            self.user is None or entry.user_id == self.user,
+            self.older_than is None or entry.age_seconds >= self.older_than,
+            self.newer_than is None or entry.age_seconds <= self.newer_than,
+            self.text is None or self.text.lower() in entry.error_message.lower(),
+        ]
+        return all(checks)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayResult:
+    entry: DlqEntry
+    new_message_id: str
+
+
+class DlqWorkbench:
+    def __init__(self, queue: QueueClient, store: Store) -> None:
+        self._queue = queue
+        self._store = store
+
+    async def scan(self, *, hold_seconds: int = 120, limit: int = 100_000) -> list[DlqEntry]:
+        """Read every DLQ message (hidden for ``hold_seconds``) and join its reason."""
+        found: dict[str, Received] = {}
+        quiet = 0
+        while quiet < 2 and len(found) < limit:
+            batch = await self._queue.receive_dlq(10, wait_seconds=1, hold_seconds=hold_seconds)
+            fresh = [m for m in batch if m.message_id not in found]
+            quiet = 0 if fresh else quiet + 1
+            for message in fresh:
+                found[message.message_id] = message
+        entries = [DlqEntry(m) for m in found.values()]
+        reasons = await self._store.fetch(
+            "SELECT DISTINCT ON (message_id) * FROM dead_letters WHERE message_id = ANY(%s)"
+            " ORDER BY message_id, id DESC",
+            ([e.source_id for e in entries],),
+        )
+        by_id = {str(r["message_id"]): r for r in reasons}
+        for entry in entries:
+            entry.reason = by_id.get(entry.source_id)
+        return sorted(entries, key=lambda e: e.message.sent_at_ms)
+
+    async def release(self, entries: Iterable[DlqEntry]) -> None:
+        await asyncio.gather(
+            *(self._queue.dlq_release(e.message) for e in entries), return_exceptions=True
+        )
+
+    async def history(self, entry: DlqEntry) -> list[dict[str, Any]]:
+        """The workflow's LLM attempts, oldest first."""
+        if entry.workflow_id is None:
+            return []
+        return await self._store.fetch(
+            "SELECT created_at, provider, model, attempt, receive_count, outcome, error_code,"
+            " duration_ms FROM llm_calls WHERE workflow_id = %s ORDER BY id",
+            (entry.workflow_id,),
+        )
+
+    async def replay(
+        self,
+        entries: list[DlqEntry],
+        *,
+        rate: float | None = None,
+        on_done: Callable[[ReplayResult], None] | None = None,
+    ) -> list[ReplayResult]:
+        """Copy each entry back to the work queue, record lineage, then delete it."""
+        results = []
+        for entry in entries:
+            started = time.monotonic()
+            attrs = {
+                name: {"DataType": "String", "StringValue": value}
+                for name, value in entry.message.attributes.items()
+                if value and name not in ERROR_ATTRIBUTES and name != "replayCount"
+            }
+            attrs["replayCount"] = {
+                "DataType": "Number",
+                "StringValue": str(entry.replay_count + 1),
+            }
+            attrs["sourceMessageId"] = {"DataType": "String", "StringValue": entry.source_id}
+            new_id = await self._queue.send(entry.message.body, attrs)
+            await self._record(entry, new_id, "copy")
+            await self._queue.dlq_delete(entry.message)
+            result = ReplayResult(entry, new_id)
+            results.append(result)
+            if on_done is not None:
+                on_done(result)
+            if rate:
+                await asyncio.sleep(max(0.0, 1 / rate - (time.monotonic() - started)))
+        return results
+
+    async def _record(self, entry: DlqEntry, new_id: str | None, mode: str) -> None:
+        await self._store.fetch(
+            "INSERT INTO replays (dlq_message_id, source_message_id, new_message_id,"
+            " workflow_id, replay_count, mode) VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
+            (
+                entry.message.message_id,
+                entry.source_id,
+                new_id,
+                entry.workflow_id,
+                entry.replay_count + 1,
+                mode,
+            ),
+        )
+
+    async def purge(self, entries: list[DlqEntry]) -> int:
+        for entry in entries:
+            await self._queue.dlq_delete(entry.message)
+        return len(entries)
+
+    async def native_replay(
+        self,
+        *,
+        rate: int | None = None,
+        on_progress: Callable[[dict[str, Any]], None] | None = None,
+        poll_seconds: float = 1.0,
+        within: float = 600.0,
+    ) -> dict[str, Any]:
+        """SQS's StartMessageMoveTask back to the work queue; wait until it ends."""
+        handle = await self._queue.start_move_task(rate)
+        deadline = time.monotonic() + within
+        task: dict[str, Any] = {"TaskHandle": handle, "Status": "RUNNING"}
+        while time.monotonic() < deadline:
+            tasks = await self._queue.move_tasks()
+            task = next(
+                (t for t in tasks if t.get("TaskHandle") == handle), tasks[0] if tasks else task
+            )
+            if on_progress is not None:
+                on_progress(task)
+            if task.get("Status") in ("COMPLETED", "FAILED", "CANCELLED"):
+                break
+            await asyncio.sleep(poll_seconds)
+        await self._store.fetch(
+            "INSERT INTO replays (dlq_message_id, source_message_id, new_message_id,"
+            " replay_count, mode) VALUES (%s, %s, NULL, 1, 'native') RETURNING id",
+            (handle[:200], "*"),
+        )
+        return task

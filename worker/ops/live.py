@@ -1,0 +1,171 @@
+"""`fleet top`: a terminal dashboard refreshed every second (rich Live).
+
+Throughput, latency, errors and cost come from Postgres (every worker writes
+there); depths from SQS; breaker states from the workers' /metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass, field
+
+import httpx
+from rich.console import Group
+from rich.live import Live
+from rich.table import Table
+
+from worker.commands.common import console
+from worker.config import Settings
+from worker.errors import WorkerError
+from worker.queue import QueueClient
+from worker.store import Store
+
+__all__ = ["Snapshot", "collect_snapshot", "render", "run_top"]
+
+_BREAKER = re.compile(r'fleet_breaker_state\{provider="(\w+)"\}\s+([\d.]+)')
+_STATES = {0: "closed", 1: "half-open", 2: "open"}
+
+
+@dataclass(slots=True)
+class Snapshot:
+    queue: dict[str, int] = field(default_factory=dict)
+    workers: int = 0
+    in_flight: int = 0
+    per_second: float = 0.0
+    latency: dict[str, float] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)
+    breakers: dict[str, str] = field(default_factory=dict)
+    cost_per_minute: float = 0.0
+    statuses: dict[str, int] = field(default_factory=dict)
+
+
+async def collect_snapshot(
+    queue: QueueClient, store: Store, metrics_urls: list[str], client: httpx.AsyncClient
+) -> Snapshot:
+    shot = Snapshot()
+    depth, dlq = await queue.depth(), await queue.depth(dlq=True)
+    shot.queue = {
+        "visible": depth.visible,
+        "in flight": depth.in_flight,
+        "delayed": depth.delayed,
+        "dlq": dlq.visible,
+    }
+    row = (
+        await store.fetch(
+            "SELECT count(*) AS workers, coalesce(sum(in_flight), 0) AS in_flight FROM workers"
+            " WHERE last_seen > now() - interval '60 seconds'"
+        )
+    )[0]
+    shot.workers, shot.in_flight = int(row["workers"]), int(row["in_flight"])
+    done = (
+        await store.fetch(
+            "SELECT count(*) AS n,"
+            " percentile_cont(0.5) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM completed_at - created_at)) AS p50,"  # noqa: E501
+            " percentile_cont(0.95) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM completed_at - created_at)) AS p95,"  # noqa: E501
+            " percentile_cont(0.99) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM completed_at - created_at)) AS p99"  # noqa: E501
+            " FROM workflows WHERE completed_at > now() - interval '60 seconds'"
+        )
+    )[0]
+    shot.per_second = int(done["n"]) / 60
+    shot.latency = {k: float(done[k] or 0) for k in ("p50", "p95", "p99")}
+    errs = await store.fetch(
+        "SELECT error_code, count(*) AS n FROM workflows WHERE error_code IS NOT NULL"
+        " AND updated_at > now() - interval '5 minutes' GROUP BY error_code ORDER BY n DESC"
+    )
+    shot.errors = {str(r["error_code"]): int(r["n"]) for r in errs}
+    statuses = await store.fetch(
+        "SELECT status, count(*) AS n FROM workflows"
+        " WHERE updated_at > now() - interval '5 minutes' GROUP BY status"
+    )
+    shot.statuses = {str(r["status"]): int(r["n"]) for r in statuses}
+    cost = await store.fetch(
+        "SELECT coalesce(sum(cost_usd), 0) AS usd FROM llm_calls"
+        " WHERE created_at > now() - interval '60 seconds'"
+    )
+    shot.cost_per_minute = float(cost[0]["usd"])
+    for url in metrics_urls:
+        try:
+            text = (await client.get(url, timeout=1.0)).text
+        except httpx.HTTPError:
+            continue
+        for provider, value in _BREAKER.findall(text):
+            state = _STATES.get(int(float(value)), "?")
+            if shot.breakers.get(provider) in (None, "closed"):
+                shot.breakers[provider] = state
+    return shot
+
+
+def render(shot: Snapshot, title: str) -> Group:
+    head = Table(title=title, show_header=True, expand=False)
+    for column in (
+        "throughput/s",
+        "in flight",
+        "workers",
+        "visible",
+        "in flight (SQS)",
+        "delayed",
+        "DLQ",
+        "cost/min",
+    ):
+        head.add_column(column, justify="right")
+    q = shot.queue
+    head.add_row(
+        f"{shot.per_second:.2f}",
+        str(shot.in_flight),
+        str(shot.workers),
+        str(q.get("visible", 0)),
+        str(q.get("in flight", 0)),
+        str(q.get("delayed", 0)),
+        str(q.get("dlq", 0)),
+        f"${shot.cost_per_minute:.4f}",
+    )
+    latency = Table(title="latency, last 60 s (claim to done)")
+    for column in ("p50", "p95", "p99"):
+        latency.add_column(column, justify="right")
+    latency.add_row(*(f"{shot.latency.get(k, 0):.2f}s" for k in ("p50", "p95", "p99")))
+    errs = Table(title="errors, last 5 min")
+    errs.add_column("category")
+    errs.add_column("workflows", justify="right")
+    for code, n in list(shot.errors.items())[:8] or [("none", 0)]:
+        errs.add_row(code, str(n))
+    breakers = Table(title="provider breakers")
+    breakers.add_column("provider")
+    breakers.add_column("state")
+    for provider, state in sorted(shot.breakers.items()) or [("(no /metrics reachable)", "-")]:
+        breakers.add_row(provider, state)
+    statuses = ", ".join(f"{k} {v}" for k, v in sorted(shot.statuses.items())) or "none"
+    return Group(head, latency, errs, breakers, f"workflows, last 5 min: {statuses}")
+
+
+async def run_top(
+    settings: Settings,
+    *,
+    interval: float = 1.0,
+    once: bool = False,
+    metrics_urls: list[str] | None = None,
+) -> None:
+    title = f"fleet top: {settings.queue_name}"
+    async with (
+        Store(settings.require_database_url()) as store,
+        QueueClient(
+            settings.queue_name,
+            settings.dead_letter_queue_name,
+            endpoint=settings.sqs_endpoint_url,
+            region=settings.aws_region,
+        ) as queue,
+        httpx.AsyncClient() as client,
+    ):
+        shot = await collect_snapshot(queue, store, metrics_urls or [], client)
+        if once:
+            console.print(render(shot, title))
+            return
+        with Live(render(shot, title), console=console, refresh_per_second=4) as live:
+            while True:
+                await asyncio.sleep(interval)
+                try:
+                    shot = await collect_snapshot(queue, store, metrics_urls or [], client)
+                except WorkerError as exc:
+                    live.console.print(f"[red]{exc}[/]")
+                    continue
+                live.update(render(shot, title))

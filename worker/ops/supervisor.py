@@ -1,0 +1,100 @@
+"""`fleet run --processes N`: N worker processes under one supervisor.
+
+The supervisor restarts a child that dies (with a growing pause if it keeps
+dying), forwards SIGTERM/SIGINT to every child, waits for them to drain, and
+exits 0 when they all did. Child ``i`` serves health on FLEET_HEALTH_PORT + i.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+import structlog
+
+__all__ = ["Supervisor"]
+
+log = structlog.get_logger("worker.supervisor")
+
+
+@dataclass(slots=True)
+class _Child:
+    index: int
+    process: subprocess.Popen[bytes]
+    started: float = field(default_factory=time.monotonic)
+    restarts: int = 0
+
+
+class Supervisor:
+    def __init__(
+        self, processes: int, *, health_port: int, grace: float, args: list[str] | None = None
+    ) -> None:
+        self._count = processes
+        self._health_port = health_port
+        self._grace = grace
+        self._args = args or []
+        self._stopping = False
+        self._children: list[_Child] = []
+        self.restarts = 0
+
+    def _spawn(self, index: int, restarts: int = 0) -> _Child:
+        env = dict(os.environ)
+        env["FLEET_HEALTH_PORT"] = str(self._health_port + index if self._health_port else 0)
+        env["FLEET_WORKER_INDEX"] = str(index)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "worker.cli", "run", *self._args], env=env
+        )
+        log.info("child_started", index=index, pid=process.pid, restarts=restarts)
+        return _Child(index, process, restarts=restarts)
+
+    def _signal(self, signum: int, _frame: object) -> None:
+        if not self._stopping:
+            log.info("supervisor_stopping", signal=signal.Signals(signum).name)
+        self._stopping = True
+        for child in self._children:
+            if child.process.poll() is None:
+                child.process.send_signal(signal.SIGTERM)
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self._signal)
+        signal.signal(signal.SIGINT, self._signal)
+        self._children = [self._spawn(i) for i in range(self._count)]
+        while not self._stopping:
+            time.sleep(0.25)
+            for position, child in enumerate(self._children):
+                code = child.process.poll()
+                if code is None or self._stopping:
+                    continue
+                uptime = time.monotonic() - child.started
+                restarts = 0 if uptime > 60 else child.restarts + 1
+                pause = min(30.0, 0.5 * 2 ** max(0, restarts - 1)) if restarts else 0.0
+                log.warning(
+                    "child_exited",
+                    index=child.index,
+                    code=code,
+                    uptime_s=round(uptime, 1),
+                    restart_in_s=pause,
+                )
+                time.sleep(pause)
+                if not self._stopping:
+                    self._children[position] = self._spawn(child.index, restarts)
+                    self.restarts += 1
+        return self._wait()
+
+    def _wait(self) -> int:
+        deadline = time.monotonic() + self._grace + 15
+        codes = []
+        for child in self._children:
+            left = max(0.1, deadline - time.monotonic())
+            try:
+                codes.append(child.process.wait(timeout=left))
+            except subprocess.TimeoutExpired:
+                log.error("child_killed_after_grace", index=child.index)
+                child.process.kill()
+                codes.append(child.process.wait())
+        log.info("supervisor_stopped", codes=codes)
+        return 0 if all(code == 0 for code in codes) else 1
