@@ -160,8 +160,17 @@ def _details(entry: DlqEntry, history: list[dict[str, Any]]) -> dict[str, Any]:
     is_flag=True,
     help="Use SQS StartMessageMoveTask (all messages, no filters, no lineage per id).",
 )
+@click.option(
+    "--hold",
+    type=int,
+    default=60,
+    show_default=True,
+    help="Seconds the read DLQ messages stay hidden from other readers.",
+)
 @friendly
-def replay(dry_run: bool, limit: int | None, rate: float | None, native: bool, **kw: Any) -> None:
+def replay(
+    dry_run: bool, limit: int | None, rate: float | None, native: bool, hold: int, **kw: Any
+) -> None:
     """Send selected DLQ messages back to the work queue, then delete them from the DLQ.
 
     Killed at any point, nothing is lost: a message leaves the DLQ only after
@@ -175,7 +184,7 @@ def replay(dry_run: bool, limit: int | None, rate: float | None, native: bool, *
 
     async def go() -> int:
         async with workbench() as bench:
-            entries = await bench.scan()
+            entries = await bench.scan(hold_seconds=hold)
             picked = [e for e in entries if chosen.matches(e)][: limit or None]
             await bench.release([e for e in entries if e not in picked])
             if dry_run:
