@@ -30,11 +30,12 @@ async def cost_report(
     tables = {name: [name] for name in GROUPS} if not by else {"+".join(by): list(by)}
     groups: dict[str, list[dict[str, Any]]] = {}
     for title, names in tables.items():
-        columns = ", ".join(f"{GROUPS[n]} AS {n}" for n in names)
+        columns = ", ".join(f'{GROUPS[n]} AS "{n}"' for n in names)
+        positions = ", ".join(str(i + 1) for i in range(len(names)))
         rows = await store.fetch(
             f"SELECT {columns}, count(*) AS calls,"
             " sum(prompt_tokens + completion_tokens) AS tokens, sum(cost_usd) AS usd"
-            f" FROM llm_calls WHERE created_at >= %s GROUP BY {', '.join(names)}"
+            f" FROM llm_calls WHERE created_at >= %s GROUP BY {positions}"
             " ORDER BY usd DESC NULLS LAST LIMIT %s",
             (since, limit),
         )

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 
 import httpx
-from rich.console import Group
+from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
@@ -158,7 +158,8 @@ async def run_top(
     ):
         shot = await collect_snapshot(queue, store, metrics_urls or [], client)
         if once:
-            console.print(render(shot, title))
+            wide = console if console.is_terminal else Console(width=140)
+            wide.print(render(shot, title))
             return
         with Live(render(shot, title), console=console, refresh_per_second=4) as live:
             while True:
