@@ -118,13 +118,7 @@ def make_settings(
         values.update(overrides)
         settings = load_settings(**values)
         await create_queues(
-            QueueSpec(
-                settings.queue_name,
-                settings.dead_letter_queue_name,
-                settings.max_receives,
-                settings.visibility_timeout,
-                settings.max_message_bytes,
-            ),
+            QueueSpec.from_settings(settings),
             endpoint=settings.sqs_endpoint_url,
             region=settings.aws_region,
         )
@@ -134,12 +128,7 @@ def make_settings(
 
 
 def queue_for(settings: Settings) -> QueueClient:
-    return QueueClient(
-        settings.queue_name,
-        settings.dead_letter_queue_name,
-        endpoint=settings.sqs_endpoint_url,
-        region=settings.aws_region,
-    )
+    return QueueClient.from_settings(settings)
 
 
 def envelope(intent: dict[str, Any], workflow_id: uuid.UUID | None = None) -> Envelope:
@@ -151,7 +140,9 @@ async def send_bodies(settings: Settings, bodies: list[str | Envelope]) -> None:
         for body in bodies:
             if isinstance(body, Envelope):
                 await queue.send(
-                    encode_envelope(body, settings.max_message_bytes), message_attributes(body)
+                    encode_envelope(body, settings.max_message_bytes),
+                    message_attributes(body),
+                    lane=queue.lane_for(body.intent.priority),
                 )
             else:
                 await queue.send(body, {})

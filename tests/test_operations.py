@@ -113,19 +113,25 @@ async def test_replay_killed_midway_loses_nothing(
         "--rate",
         "4",
         "--hold",
-        "3",
+        "12",
         env=env,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
     )
-    await asyncio.sleep(3.5)
+
+    async def replayed() -> int:
+        rows = await store.fetch(
+            "SELECT count(*) AS n FROM replays WHERE workflow_id = ANY(%s)", (ids,)
+        )
+        return int(rows[0]["n"])
+
+    async with asyncio.timeout(60):
+        while await replayed() < 3:  # noqa: ASYNC110 - another process writes it
+            await asyncio.sleep(0.1)
     killed.send_signal(signal.SIGKILL)
     await killed.wait()
-    moved = await store.fetch(
-        "SELECT count(*) AS n FROM replays WHERE workflow_id = ANY(%s)", (ids,)
-    )
-    assert 0 < int(moved[0]["n"]) < 12
-    await asyncio.sleep(3.5)  # the killed run's hold on unreplayed messages runs out
+    assert 0 < await replayed() < 12
+    await asyncio.sleep(12)  # the killed run's hold on unreplayed messages runs out
     rest = fleet(["dlq", "replay"], env)
     assert rest.returncode == 0, rest.stderr
     fixed = await make_settings(queue_name=settings.queue_name, **azure_of(azure_fake))

@@ -112,13 +112,7 @@ def queues_create() -> None:
     from worker.queue import QueueSpec, create_queues
 
     s = _settings()
-    spec = QueueSpec(
-        s.queue_name,
-        s.dead_letter_queue_name,
-        s.max_receives,
-        s.visibility_timeout,
-        s.max_message_bytes,
-    )
+    spec = QueueSpec.from_settings(s)
     urls = _run(create_queues(spec, endpoint=s.sqs_endpoint_url, region=s.aws_region))
     for name, value in urls.items():
         console.print(f"{name}: {value}")
@@ -229,12 +223,7 @@ async def _send(settings: Settings, envelopes: list[Envelope]) -> list[str]:
     from worker.ops import enqueue_envelopes
     from worker.queue import QueueClient
 
-    async with QueueClient(
-        settings.queue_name,
-        settings.dead_letter_queue_name,
-        endpoint=settings.sqs_endpoint_url,
-        region=settings.aws_region,
-    ) as q:
+    async with QueueClient.from_settings(settings) as q:
         with Progress(
             TextColumn("enqueue"),
             BarColumn(),
@@ -274,12 +263,7 @@ def status(workflow_id: str | None, as_json: bool) -> None:
     async def collect() -> dict[str, Any]:
         async with (
             Store(settings.require_database_url()) as store,
-            QueueClient(
-                settings.queue_name,
-                settings.dead_letter_queue_name,
-                endpoint=settings.sqs_endpoint_url,
-                region=settings.aws_region,
-            ) as queue,
+            QueueClient.from_settings(settings) as queue,
         ):
             return (await collect_status(queue, store)).as_dict()
 

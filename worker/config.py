@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     dlq_name: str | None = Field(None, description="default: <queue_name>-dlq")
     max_receives: int = Field(5, ge=1, le=1000, description="RedrivePolicy maxReceiveCount")
     max_message_bytes: int = Field(262_144, ge=1024, le=1_048_576)
+    priority_lanes: bool = True
+    priority_queue_name: str | None = Field(None, description="default: <queue_name>-priority")
+    priority_weight: float = Field(0.9, ge=0, le=1)
 
     # --- consumer -------------------------------------------------------
     concurrency: int = Field(64, ge=1, le=10_000)
@@ -154,6 +157,12 @@ class Settings(BaseSettings):
     @property
     def dead_letter_queue_name(self) -> str:
         return self.dlq_name or f"{self.queue_name}-dlq"
+
+    @property
+    def priority_lane_name(self) -> str | None:
+        if not self.priority_lanes:
+            return None
+        return self.priority_queue_name or f"{self.queue_name}-priority"
 
     @property
     def lease(self) -> int:

@@ -26,12 +26,7 @@ async def workbench() -> AsyncIterator[DlqWorkbench]:
     settings = load()
     async with (
         Store(settings.require_database_url()) as store,
-        QueueClient(
-            settings.queue_name,
-            settings.dead_letter_queue_name,
-            endpoint=settings.sqs_endpoint_url,
-            region=settings.aws_region,
-        ) as queue,
+        QueueClient.from_settings(settings) as queue,
     ):
         yield DlqWorkbench(queue, store)
 

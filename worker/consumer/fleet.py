@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import time
 from dataclasses import dataclass, field
 
@@ -25,11 +26,12 @@ from worker.consumer.policy import retry_delay
 from worker.consumer.processor import Processor
 from worker.errors import QueueUnavailable
 from worker.observability.metrics import Metrics
-from worker.queue import QueueClient, Received
+from worker.queue import LaneName, QueueClient, Received
 
 __all__ = ["Capacity", "Fleet", "FleetStats"]
 
 log = structlog.get_logger("worker.fleet")
+PRIORITY_RECHECK_SECONDS = 2
 
 
 class Capacity:
@@ -159,7 +161,7 @@ class Fleet:
         while not self._stopping.is_set():
             granted = await self._capacity.take(self._settings.batch_size)
             try:
-                messages = await self._queue.receive(granted, self._settings.wait_seconds)
+                messages = await self._receive(granted)
             except QueueUnavailable as exc:
                 self.last_progress = time.monotonic()
                 self._capacity.give(granted)
@@ -182,6 +184,25 @@ class Fleet:
                 continue
             for message in messages:
                 self._start(message)
+
+    async def _receive(self, count: int) -> list[Received]:
+        """Weighted lanes: usually the priority lane first (a short poll), then the other.
+
+        With probability FLEET_PRIORITY_WEIGHT the priority lane is asked first;
+        otherwise the standard one, so a priority flood cannot starve it. The
+        second ask long-polls, capped so the priority lane is looked at again soon.
+        """
+        if not self._queue.has_priority:
+            return await self._queue.receive(count, self._settings.wait_seconds)
+        first: LaneName = (
+            "priority" if random.random() < self._settings.priority_weight else ("standard")
+        )
+        second: LaneName = "standard" if first == "priority" else "priority"
+        messages = await self._queue.receive(count, 0, first)
+        if messages:
+            return messages
+        wait = min(self._settings.wait_seconds, PRIORITY_RECHECK_SECONDS)
+        return await self._queue.receive(count, wait, second)
 
     def _start(self, message: Received) -> None:
         task: asyncio.Task[object] = asyncio.create_task(self._processor.process(message))
@@ -220,7 +241,7 @@ class Fleet:
         while quiet < checks:
             await asyncio.sleep(1.0)
             try:
-                depth = await self._queue.depth()
+                depth = await self._queue.total_depth()
             except QueueUnavailable:
                 quiet = 0
                 continue

@@ -108,6 +108,9 @@ class Processor:
     def max_receives(self) -> int:
         return self._queue.max_receives or self._settings.max_receives
 
+    def max_receives_of(self, message: Received) -> int:
+        return self._queue.max_receives_for(message.lane) or self._settings.max_receives
+
     def note_sent_times(self, messages: list[Received]) -> None:
         """Remember the oldest message seen (ApproximateAgeOfOldestMessage)."""
         for message in messages:
@@ -243,7 +246,7 @@ class Processor:
 
     async def _retry(self, work: _Work, exc: WorkerError) -> Outcome:
         message = work.message
-        final = message.receive_count >= self.max_receives
+        final = message.receive_count >= self.max_receives_of(message)
         history = [
             {"receiveCount": message.receive_count, "errorCode": exc.code, "error": str(exc)[:300]}
         ]
@@ -283,7 +286,7 @@ class Processor:
             return await self._defer(message)
         if not saved:
             self._buffer_costs(work, "cost rows rejected by the database")
-        if final and self._queue.max_receives is None:  # no redrive policy: move it ourselves
+        if final and self._queue.max_receives_for(message.lane) is None:  # no redrive: move it
             await self._quiet(self._queue.move_to_dlq(message, _reason("exhausted", exc)))
             return "dead_lettered"
         await self._quiet(self._queue.set_visibility(message, math.ceil(delay)))
@@ -346,6 +349,7 @@ class Processor:
         await self._queue.send(
             encode_envelope(envelope, self._settings.max_message_bytes),
             message_attributes(envelope),
+            lane=self._queue.lane_for(intent.priority),
         )
 
     async def _postpone(self, work: _Work, seconds: float) -> Outcome:
@@ -361,7 +365,9 @@ class Processor:
             await self._store.release(work.ref, self._owner, status="waiting")
         except StoreUnavailable as exc:
             log.warning("lease_release_failed", error=str(exc))
-        if not await self._quiet(self._queue.send(work.message.body, attributes, delay=delay)):
+        if not await self._quiet(
+            self._queue.send(work.message.body, attributes, delay=delay, lane=work.message.lane)
+        ):
             await self._quiet(self._queue.set_visibility(work.message, delay))
             return "deferred"
         await self._ack(work.message)

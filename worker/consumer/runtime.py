@@ -111,6 +111,7 @@ def build_sends(settings: Settings, store: Store, queue: QueueClient) -> Sends:
             encode_envelope(envelope, settings.max_message_bytes),
             message_attributes(envelope),
             delay=delay,
+            lane=queue.lane_for(envelope.intent.priority),
         )
 
     return Sends(
@@ -160,13 +161,7 @@ async def run_worker(
         llm = build_llm(settings, store, metrics)
         stack.push_async_callback(llm.close)
         costs = CostBuffer(store)
-        queue = QueueClient(
-            settings.queue_name,
-            settings.dead_letter_queue_name,
-            endpoint=settings.sqs_endpoint_url,
-            region=settings.aws_region,
-            pool=settings.pollers + 40,
-        )
+        queue = QueueClient.from_settings(settings, pool=settings.pollers * 2 + 40)
         await stack.enter_async_context(queue)
         heartbeat = Heartbeat(
             queue,

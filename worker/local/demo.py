@@ -191,19 +191,15 @@ def demo_messages(run: str) -> list[tuple[str, str]]:
 
 
 async def _enqueue(settings: Settings, messages: list[tuple[str, str]]) -> None:
-    async with QueueClient(
-        settings.queue_name,
-        settings.dead_letter_queue_name,
-        endpoint=settings.sqs_endpoint_url,
-        region=settings.aws_region,
-    ) as q:
+    async with QueueClient.from_settings(settings) as q:
         for _, body in messages:
             try:
                 envelope = Envelope.model_validate_json(body)
-                attrs = message_attributes(envelope)
             except ValueError:
-                attrs = {}
-            await q.send(body, attrs)
+                await q.send(body, {})
+                continue
+            lane = q.lane_for(envelope.intent.priority)
+            await q.send(body, message_attributes(envelope), lane=lane)
 
 
 async def summarize(
@@ -270,13 +266,7 @@ async def run_demo(
     since = datetime.now(UTC)
     on_step(f"creating queues {settings.queue_name} (+ DLQ)")
     await create_queues(
-        QueueSpec(
-            settings.queue_name,
-            settings.dead_letter_queue_name,
-            settings.max_receives,
-            settings.visibility_timeout,
-            settings.max_message_bytes,
-        ),
+        QueueSpec.from_settings(settings),
         endpoint=settings.sqs_endpoint_url,
         region=settings.aws_region,
     )
@@ -290,12 +280,7 @@ async def run_demo(
     stats = await run_worker(settings, until_idle=True)
     async with (
         Store(database_url) as store,
-        QueueClient(
-            settings.queue_name,
-            settings.dead_letter_queue_name,
-            endpoint=settings.sqs_endpoint_url,
-            region=settings.aws_region,
-        ) as queue,
+        QueueClient.from_settings(settings) as queue,
     ):
         summary = await summarize(store, since, queue)
     summary["enqueued"] = len(messages)

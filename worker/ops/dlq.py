@@ -131,12 +131,16 @@ class DlqWorkbench:
         """Read every DLQ message (hidden for ``hold_seconds``) and join its reason."""
         found: dict[str, Received] = {}
         quiet = 0
-        while quiet < 2 and len(found) < limit:
-            batch = await self._queue.receive_dlq(10, wait_seconds=1, hold_seconds=hold_seconds)
-            fresh = [m for m in batch if m.message_id not in found]
-            quiet = 0 if fresh else quiet + 1
-            for message in fresh:
-                found[message.message_id] = message
+        for lane in list(self._queue.lanes):
+            quiet = 0
+            while quiet < 2 and len(found) < limit:
+                batch = await self._queue.receive_dlq(
+                    10, wait_seconds=1, hold_seconds=hold_seconds, lane=lane
+                )
+                fresh = [m for m in batch if m.message_id not in found]
+                quiet = 0 if fresh else quiet + 1
+                for message in fresh:
+                    found[message.message_id] = message
         entries = [DlqEntry(m) for m in found.values()]
         reasons = await self._store.fetch(
             "SELECT DISTINCT ON (message_id) * FROM dead_letters WHERE message_id = ANY(%s)"
@@ -184,7 +188,7 @@ class DlqWorkbench:
                 "StringValue": str(entry.replay_count + 1),
             }
             attrs["sourceMessageId"] = {"DataType": "String", "StringValue": entry.source_id}
-            new_id = await self._queue.send(entry.message.body, attrs)
+            new_id = await self._queue.send(entry.message.body, attrs, lane=entry.message.lane)
             await self._record(entry, new_id, "copy")
             await self._queue.dlq_delete(entry.message)
             result = ReplayResult(entry, new_id)
@@ -223,7 +227,7 @@ class DlqWorkbench:
         within: float = 600.0,
     ) -> dict[str, Any]:
         """SQS's StartMessageMoveTask back to the work queue; wait until it ends."""
-        handle = await self._queue.start_move_task(rate)
+        handle = await self._queue.start_move_task(rate)  # the standard lane's DLQ
         deadline = time.monotonic() + within
         task: dict[str, Any] = {"TaskHandle": handle, "Status": "RUNNING"}
         while time.monotonic() < deadline:

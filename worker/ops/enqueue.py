@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from worker.contract import Envelope, Intent, encode_envelope, message_attributes
 from worker.errors import EnqueueRefused
-from worker.queue import QueueClient
+from worker.queue import LaneName, QueueClient
 
 __all__ = ["EnqueueLine", "enqueue_envelopes", "envelope_from_json", "read_jsonl"]
 
@@ -63,18 +63,28 @@ async def enqueue_envelopes(
     parallel: int = 4,
 ) -> list[str]:
     """Send every envelope (batches of 10, ``parallel`` batches at once); return message ids."""
+    by_lane: dict[LaneName, list[int]] = {}
+    for index, env in enumerate(envelopes):
+        by_lane.setdefault(queue.lane_for(env.intent.priority), []).append(index)
     bodies = [(encode_envelope(env, max_bytes), message_attributes(env)) for env in envelopes]
-    batches = [bodies[i : i + 10] for i in range(0, len(bodies), 10)]
-    ids: list[list[str]] = [[] for _ in batches]
+    batches: list[tuple[LaneName, list[int]]] = [
+        (lane, indexes[i : i + 10])
+        for lane, indexes in by_lane.items()
+        for i in range(0, len(indexes), 10)
+    ]
+    ids: list[str] = [""] * len(envelopes)
     gate = asyncio.Semaphore(parallel)
 
     async def send(index: int) -> None:
+        lane, members = batches[index]
         async with gate:
-            ids[index] = await queue.send_batch(batches[index])
+            sent = await queue.send_batch([bodies[i] for i in members], lane)
+        for member, message_id in zip(members, sent, strict=True):
+            ids[member] = message_id
         if on_sent is not None:
-            on_sent(len(batches[index]))
+            on_sent(len(members))
 
     async with asyncio.TaskGroup() as group:
         for index in range(len(batches)):
             group.create_task(send(index))
-    return [message_id for batch in ids for message_id in batch]
+    return ids

@@ -44,7 +44,7 @@ async def collect_snapshot(
     queue: QueueClient, store: Store, metrics_urls: list[str], client: httpx.AsyncClient
 ) -> Snapshot:
     shot = Snapshot()
-    depth, dlq = await queue.depth(), await queue.depth(dlq=True)
+    depth, dlq = await queue.total_depth(), await queue.total_depth(dlq=True)
     shot.queue = {
         "visible": depth.visible,
         "in flight": depth.in_flight,
@@ -148,12 +148,7 @@ async def run_top(
     title = f"fleet top: {settings.queue_name}"
     async with (
         Store(settings.require_database_url()) as store,
-        QueueClient(
-            settings.queue_name,
-            settings.dead_letter_queue_name,
-            endpoint=settings.sqs_endpoint_url,
-            region=settings.aws_region,
-        ) as queue,
+        QueueClient.from_settings(settings) as queue,
         httpx.AsyncClient() as client,
     ):
         shot = await collect_snapshot(queue, store, metrics_urls or [], client)

@@ -48,8 +48,8 @@ class StatusReport:
 async def collect_status(queue: QueueClient, store: Store) -> StatusReport:
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     return StatusReport(
-        queue=await queue.depth(),
-        dlq=await queue.depth(dlq=True),
+        queue=await queue.total_depth(),
+        dlq=await queue.total_depth(dlq=True),
         workflows=await store.status_counts(),
         cost_today=await store.cost_since(today),
     )

@@ -2,10 +2,11 @@
 
 from worker.queue.admin import QueueSpec, create_queues
 from worker.queue.batcher import Batcher
-from worker.queue.client import QueueClient, QueueDepth, Received, sqs_client
+from worker.queue.client import LaneName, QueueClient, QueueDepth, Received, sqs_client
 
 __all__ = [
     "Batcher",
+    "LaneName",
     "QueueClient",
     "QueueDepth",
     "QueueSpec",

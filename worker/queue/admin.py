@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from worker.aws import aws_call
+from worker.config import Settings
 from worker.errors import ConfigError
 from worker.queue.client import sqs_client
 
@@ -22,6 +23,18 @@ class QueueSpec:
     max_receives: int
     visibility_timeout: int
     max_message_bytes: int
+    priority_name: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> QueueSpec:
+        return cls(
+            settings.queue_name,
+            settings.dead_letter_queue_name,
+            settings.max_receives,
+            settings.visibility_timeout,
+            settings.max_message_bytes,
+            settings.priority_lane_name,
+        )
 
 
 async def _ensure(client: Any, name: str, attributes: dict[str, str]) -> str:
@@ -43,47 +56,55 @@ async def _ensure(client: Any, name: str, attributes: dict[str, str]) -> str:
 
 
 async def create_queues(spec: QueueSpec, *, endpoint: str | None, region: str) -> dict[str, str]:
-    """Make the DLQ, then the work queue redriving into it; return their URLs and ARNs."""
+    """Make each lane's DLQ, then its queue redriving into it; return URLs and ARNs."""
     async with sqs_client(endpoint, region, pool=4) as client:
-        dlq_url = await _ensure(
-            client,
-            spec.dlq_name,
-            {
-                "MessageRetentionPeriod": str(DLQ_RETENTION),
-                "MaximumMessageSize": str(spec.max_message_bytes),
-            },
-        )
-        arn_reply = await aws_call(
-            "GetQueueAttributes",
-            lambda: client.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"]),
-        )
-        dlq_arn = str(arn_reply["Attributes"]["QueueArn"])
-        url = await _ensure(
-            client,
-            spec.name,
-            {
-                "VisibilityTimeout": str(spec.visibility_timeout),
-                "MaximumMessageSize": str(spec.max_message_bytes),
-                "ReceiveMessageWaitTimeSeconds": "20",
-                "RedrivePolicy": json.dumps(
-                    {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": spec.max_receives}
-                ),
-            },
-        )
-        arn_reply = await aws_call(
-            "GetQueueAttributes",
-            lambda: client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"]),
-        )
-        arn = str(arn_reply["Attributes"]["QueueArn"])
-        await aws_call(
-            "SetQueueAttributes(RedriveAllowPolicy)",
-            lambda: client.set_queue_attributes(
-                QueueUrl=dlq_url,
-                Attributes={
-                    "RedriveAllowPolicy": json.dumps(
-                        {"redrivePermission": "byQueue", "sourceQueueArns": [arn]}
-                    )
-                },
+        made = await _create_lane(client, spec, spec.name, spec.dlq_name)
+        if spec.priority_name:
+            lane = await _create_lane(client, spec, spec.priority_name, f"{spec.priority_name}-dlq")
+            made.update({f"priority_{key}": value for key, value in lane.items()})
+        return made
+
+
+async def _create_lane(client: Any, spec: QueueSpec, name: str, dlq_name: str) -> dict[str, str]:
+    dlq_url = await _ensure(
+        client,
+        dlq_name,
+        {
+            "MessageRetentionPeriod": str(DLQ_RETENTION),
+            "MaximumMessageSize": str(spec.max_message_bytes),
+        },
+    )
+    arn_reply = await aws_call(
+        "GetQueueAttributes",
+        lambda: client.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"]),
+    )
+    dlq_arn = str(arn_reply["Attributes"]["QueueArn"])
+    url = await _ensure(
+        client,
+        name,
+        {
+            "VisibilityTimeout": str(spec.visibility_timeout),
+            "MaximumMessageSize": str(spec.max_message_bytes),
+            "ReceiveMessageWaitTimeSeconds": "20",
+            "RedrivePolicy": json.dumps(
+                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": spec.max_receives}
             ),
-        )
+        },
+    )
+    arn_reply = await aws_call(
+        "GetQueueAttributes",
+        lambda: client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"]),
+    )
+    arn = str(arn_reply["Attributes"]["QueueArn"])
+    await aws_call(
+        "SetQueueAttributes(RedriveAllowPolicy)",
+        lambda: client.set_queue_attributes(
+            QueueUrl=dlq_url,
+            Attributes={
+                "RedriveAllowPolicy": json.dumps(
+                    {"redrivePermission": "byQueue", "sourceQueueArns": [arn]}
+                )
+            },
+        ),
+    )
     return {"queue_url": url, "queue_arn": arn, "dlq_url": dlq_url, "dlq_arn": dlq_arn}

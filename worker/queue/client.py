@@ -1,4 +1,9 @@
-"""The SQS client: receive, delete, visibility, send, DLQ moves, depths.
+"""The SQS client: receive, delete, visibility, send, DLQ moves, depths, lanes.
+
+A fleet has a standard lane (the work queue and its DLQ) and, when it exists,
+a priority lane (``<queue>-priority`` and its DLQ) for ``critical``/``high``
+intents. Every received message remembers its lane, so deletes, visibility
+changes and DLQ moves go to the queue it came from.
 
 botocore errors are translated by ``worker.aws`` into ``QueueUnavailable``
 (retryable) or ``ConfigError`` (a queue that does not exist). Queue URLs are
@@ -10,15 +15,21 @@ from __future__ import annotations
 import contextlib
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
+
+import structlog
 
 from worker.aws import aws_call, aws_client
-from worker.errors import QueueUnavailable
+from worker.config import Settings
+from worker.errors import ConfigError, QueueUnavailable
 from worker.queue.batcher import Batcher
 
-__all__ = ["QueueClient", "QueueDepth", "Received", "sqs_client"]
+__all__ = ["LaneName", "QueueClient", "QueueDepth", "Received", "sqs_client"]
 
 Attributes = dict[str, dict[str, str]]
+LaneName = Literal["standard", "priority"]
+PRIORITY_LEVELS = frozenset({"critical", "high"})
+log = structlog.get_logger("worker.queue")
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,9 +42,10 @@ class Received:
     receive_count: int
     sent_at_ms: int
     attributes: dict[str, str] = field(default_factory=dict)
+    lane: LaneName = "standard"
 
     @classmethod
-    def from_sqs(cls, raw: dict[str, Any]) -> Received:
+    def from_sqs(cls, raw: dict[str, Any], lane: LaneName = "standard") -> Received:
         system = raw.get("Attributes", {})
         attrs = {
             name: str(value.get("StringValue", ""))
@@ -46,6 +58,7 @@ class Received:
             receive_count=int(system.get("ApproximateReceiveCount", "1")),
             sent_at_ms=int(system.get("SentTimestamp", "0")),
             attributes=attrs,
+            lane=lane,
         )
 
 
@@ -60,13 +73,24 @@ class QueueDepth:
         return self.visible + self.in_flight + self.delayed
 
 
+@dataclass(slots=True)
+class _Lane:
+    name: LaneName
+    queue_name: str
+    url: str
+    dlq_url: str
+    max_receives: int | None
+    deletes: Batcher[Received]
+    visibility: Batcher[tuple[Received, int]]
+
+
 def sqs_client(endpoint: str | None, region: str, *, pool: int = 50) -> Any:
     """An SQS client context (see ``worker.aws.aws_client``)."""
     return aws_client("sqs", endpoint, region, pool=pool)
 
 
 class QueueClient:
-    """The work queue and its DLQ. ``async with QueueClient(...) as queue``."""
+    """The work queue(s) and DLQ(s). ``async with QueueClient(...) as queue``."""
 
     def __init__(
         self,
@@ -76,19 +100,28 @@ class QueueClient:
         endpoint: str | None,
         region: str,
         pool: int = 50,
+        priority_name: str | None = None,
     ) -> None:
         self.queue_name = queue_name
         self.dlq_name = dlq_name
+        self.priority_name = priority_name
         self._endpoint = endpoint
         self._region = region
         self._pool = pool
         self._stack: contextlib.AsyncExitStack | None = None
         self._client: Any = None
-        self.url = ""
-        self.dlq_url = ""
-        self.max_receives: int | None = None
-        self._deletes: Batcher[Received] | None = None
-        self._visibility: Batcher[tuple[Received, int]] | None = None
+        self.lanes: dict[LaneName, _Lane] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings, pool: int = 50) -> QueueClient:
+        return cls(
+            settings.queue_name,
+            settings.dead_letter_queue_name,
+            endpoint=settings.sqs_endpoint_url,
+            region=settings.aws_region,
+            pool=pool,
+            priority_name=settings.priority_lane_name,
+        )
 
     async def open(self) -> None:
         stack = contextlib.AsyncExitStack()
@@ -97,26 +130,65 @@ class QueueClient:
         )
         self._stack = stack
         try:
-            self.url = await self._url_of(self.queue_name)
-            self.dlq_url = await self._url_of(self.dlq_name)
-            attrs = await aws_call(
-                "GetQueueAttributes",
-                lambda: self._client.get_queue_attributes(
-                    QueueUrl=self.url, AttributeNames=["RedrivePolicy"]
-                ),
-            )
+            self.lanes["standard"] = await self._lane("standard", self.queue_name, self.dlq_name)
+            if self.priority_name:
+                try:
+                    self.lanes["priority"] = await self._lane(
+                        "priority", self.priority_name, f"{self.priority_name}-dlq"
+                    )
+                except ConfigError:
+                    log.warning("priority_lane_missing", queue=self.priority_name)
         except BaseException:
             await self.close()
             raise
+
+    async def _lane(self, name: LaneName, queue_name: str, dlq_name: str) -> _Lane:
+        url = await self._url_of(queue_name)
+        dlq_url = await self._url_of(dlq_name)
+        attrs = await aws_call(
+            "GetQueueAttributes",
+            lambda: self._client.get_queue_attributes(
+                QueueUrl=url, AttributeNames=["RedrivePolicy"]
+            ),
+        )
         policy = attrs.get("Attributes", {}).get("RedrivePolicy")
-        self.max_receives = int(json.loads(policy)["maxReceiveCount"]) if policy else None
-        self._deletes = Batcher(self._delete_batch)
-        self._visibility = Batcher(self._visibility_batch)
+        receives = int(json.loads(policy)["maxReceiveCount"]) if policy else None
+
+        async def delete_batch(batch: list[Received]) -> list[BaseException | None]:
+            entries = [
+                {"Id": str(i), "ReceiptHandle": m.receipt_handle} for i, m in enumerate(batch)
+            ]
+            reply = await aws_call(
+                "DeleteMessageBatch",
+                lambda: self._client.delete_message_batch(QueueUrl=url, Entries=entries),
+            )
+            return _per_entry("DeleteMessage", len(batch), reply)
+
+        async def visibility_batch(batch: list[tuple[Received, int]]) -> list[BaseException | None]:
+            entries = [
+                {"Id": str(i), "ReceiptHandle": m.receipt_handle, "VisibilityTimeout": seconds}
+                for i, (m, seconds) in enumerate(batch)
+            ]
+            reply = await aws_call(
+                "ChangeMessageVisibilityBatch",
+                lambda: self._client.change_message_visibility_batch(QueueUrl=url, Entries=entries),
+            )
+            return _per_entry("ChangeMessageVisibility", len(batch), reply)
+
+        return _Lane(
+            name,
+            queue_name,
+            url,
+            dlq_url,
+            receives,
+            Batcher(delete_batch),
+            Batcher(visibility_batch),
+        )
 
     async def close(self) -> None:
-        for batcher in (self._deletes, self._visibility):
-            if batcher is not None:
-                await batcher.drain()
+        for lane in self.lanes.values():
+            await lane.deletes.drain()
+            await lane.visibility.drain()
         if self._stack is not None:
             await self._stack.aclose()
             self._stack = None
@@ -134,58 +206,70 @@ class QueueClient:
         )
         return str(reply["QueueUrl"])
 
+    # --- lanes -----------------------------------------------------------
+    @property
+    def url(self) -> str:
+        return self.lanes["standard"].url
+
+    @property
+    def dlq_url(self) -> str:
+        return self.lanes["standard"].dlq_url
+
+    @property
+    def max_receives(self) -> int | None:
+        return self.lanes["standard"].max_receives
+
+    @property
+    def has_priority(self) -> bool:
+        return "priority" in self.lanes
+
+    def max_receives_for(self, lane: LaneName) -> int | None:
+        return self.lanes[lane].max_receives
+
+    def lane_for(self, priority: str) -> LaneName:
+        """``critical``/``high`` go to the priority lane when there is one."""
+        return "priority" if priority in PRIORITY_LEVELS and self.has_priority else "standard"
+
+    def _of(self, lane: LaneName) -> _Lane:
+        return self.lanes[lane] if lane in self.lanes else self.lanes["standard"]
+
     # --- consuming -------------------------------------------------------
-    async def receive(self, max_messages: int, wait_seconds: int) -> list[Received]:
+    async def receive(
+        self, max_messages: int, wait_seconds: int, lane: LaneName = "standard"
+    ) -> list[Received]:
+        url = self._of(lane).url
         reply = await aws_call(
             "ReceiveMessage",
             lambda: self._client.receive_message(
-                QueueUrl=self.url,
+                QueueUrl=url,
                 MaxNumberOfMessages=max_messages,
                 WaitTimeSeconds=wait_seconds,
                 MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
                 MessageAttributeNames=["All"],
             ),
         )
-        return [Received.from_sqs(raw) for raw in reply.get("Messages", [])]
+        return [Received.from_sqs(raw, lane) for raw in reply.get("Messages", [])]
 
     async def delete(self, message: Received) -> None:
-        assert self._deletes is not None, "queue client is not open"
-        await self._deletes.submit(message)
+        await self._of(message.lane).deletes.submit(message)
 
     async def set_visibility(self, message: Received, seconds: int) -> None:
-        assert self._visibility is not None, "queue client is not open"
-        await self._visibility.submit((message, max(0, min(43_200, int(seconds)))))
-
-    async def _delete_batch(self, batch: list[Received]) -> list[BaseException | None]:
-        entries = [{"Id": str(i), "ReceiptHandle": m.receipt_handle} for i, m in enumerate(batch)]
-        reply = await aws_call(
-            "DeleteMessageBatch",
-            lambda: self._client.delete_message_batch(QueueUrl=self.url, Entries=entries),
-        )
-        return _per_entry("DeleteMessage", len(batch), reply)
-
-    async def _visibility_batch(
-        self, batch: list[tuple[Received, int]]
-    ) -> list[BaseException | None]:
-        entries = [
-            {"Id": str(i), "ReceiptHandle": m.receipt_handle, "VisibilityTimeout": seconds}
-            for i, (m, seconds) in enumerate(batch)
-        ]
-        reply = await aws_call(
-            "ChangeMessageVisibilityBatch",
-            lambda: self._client.change_message_visibility_batch(
-                QueueUrl=self.url, Entries=entries
-            ),
-        )
-        return _per_entry("ChangeMessageVisibility", len(batch), reply)
+        await self._of(message.lane).visibility.submit((message, max(0, min(43_200, int(seconds)))))
 
     # --- producing -------------------------------------------------------
     async def send(
-        self, body: str, attributes: Attributes, *, delay: int = 0, to_dlq: bool = False
+        self,
+        body: str,
+        attributes: Attributes,
+        *,
+        delay: int = 0,
+        to_dlq: bool = False,
+        lane: LaneName = "standard",
     ) -> str:
         if not 0 <= delay <= 900:
             raise ValueError(f"DelaySeconds must be 0..900, got {delay}")
-        url = self.dlq_url if to_dlq else self.url
+        target = self._of(lane)
+        url = target.dlq_url if to_dlq else target.url
         reply = await aws_call(
             "SendMessage",
             lambda: self._client.send_message(
@@ -194,15 +278,18 @@ class QueueClient:
         )
         return str(reply["MessageId"])
 
-    async def send_batch(self, items: list[tuple[str, Attributes]]) -> list[str]:
+    async def send_batch(
+        self, items: list[tuple[str, Attributes]], lane: LaneName = "standard"
+    ) -> list[str]:
         """Send up to 10 bodies in one call; raise if any entry failed."""
+        url = self._of(lane).url
         entries = [
             {"Id": str(i), "MessageBody": body, "MessageAttributes": attrs}
             for i, (body, attrs) in enumerate(items)
         ]
         reply = await aws_call(
             "SendMessageBatch",
-            lambda: self._client.send_message_batch(QueueUrl=self.url, Entries=entries),
+            lambda: self._client.send_message_batch(QueueUrl=url, Entries=entries),
         )
         if reply.get("Failed"):
             first = reply["Failed"][0]
@@ -214,7 +301,7 @@ class QueueClient:
         return [by_id[i] for i in range(len(items))]
 
     async def move_to_dlq(self, message: Received, reason: dict[str, str]) -> None:
-        """Copy to the DLQ with error attributes, then delete from the work queue."""
+        """Copy to the lane's DLQ with error attributes, then delete from its queue."""
         attrs: Attributes = {
             name: {"DataType": "String", "StringValue": value}
             for name, value in message.attributes.items()
@@ -223,17 +310,20 @@ class QueueClient:
         for name, value in reason.items():
             attrs[name] = {"DataType": "String", "StringValue": value[:256] or "-"}
         attrs["sourceMessageId"] = {"DataType": "String", "StringValue": message.message_id}
-        await self.send(message.body or " ", dict(list(attrs.items())[:10]), to_dlq=True)
+        await self.send(
+            message.body or " ", dict(list(attrs.items())[:10]), to_dlq=True, lane=message.lane
+        )
         await self.delete(message)
 
     # --- operators -------------------------------------------------------
-    async def depth(self, dlq: bool = False) -> QueueDepth:
+    async def depth(self, dlq: bool = False, lane: LaneName = "standard") -> QueueDepth:
         names = [
             "ApproximateNumberOfMessages",
             "ApproximateNumberOfMessagesNotVisible",
             "ApproximateNumberOfMessagesDelayed",
         ]
-        url = self.dlq_url if dlq else self.url
+        target = self._of(lane)
+        url = target.dlq_url if dlq else target.url
         reply = await aws_call(
             "GetQueueAttributes",
             lambda: self._client.get_queue_attributes(QueueUrl=url, AttributeNames=names),
@@ -241,18 +331,36 @@ class QueueClient:
         values = [int(reply["Attributes"].get(name, 0)) for name in names]
         return QueueDepth(*values)
 
-    async def purge(self, dlq: bool = False) -> None:
-        url = self.dlq_url if dlq else self.url
+    async def total_depth(self, dlq: bool = False) -> QueueDepth:
+        """Both lanes added up."""
+        depths = [await self.depth(dlq, lane) for lane in self.lanes]
+        return QueueDepth(
+            *(
+                sum(values)
+                for values in zip(
+                    *((d.visible, d.in_flight, d.delayed) for d in depths), strict=True
+                )
+            )
+        )
+
+    async def purge(self, dlq: bool = False, lane: LaneName = "standard") -> None:
+        target = self._of(lane)
+        url = target.dlq_url if dlq else target.url
         await aws_call("PurgeQueue", lambda: self._client.purge_queue(QueueUrl=url))
 
     async def receive_dlq(
-        self, max_messages: int = 10, wait_seconds: int = 1, hold_seconds: int = 30
+        self,
+        max_messages: int = 10,
+        wait_seconds: int = 1,
+        hold_seconds: int = 30,
+        lane: LaneName = "standard",
     ) -> list[Received]:
-        """Read the DLQ, hiding what was read for ``hold_seconds`` (an operator's lease)."""
+        """Read a DLQ, hiding what was read for ``hold_seconds`` (an operator's lease)."""
+        url = self._of(lane).dlq_url
         reply = await aws_call(
             "ReceiveMessage(DLQ)",
             lambda: self._client.receive_message(
-                QueueUrl=self.dlq_url,
+                QueueUrl=url,
                 MaxNumberOfMessages=max_messages,
                 WaitTimeSeconds=wait_seconds,
                 VisibilityTimeout=hold_seconds,
@@ -260,36 +368,37 @@ class QueueClient:
                 MessageAttributeNames=["All"],
             ),
         )
-        return [Received.from_sqs(raw) for raw in reply.get("Messages", [])]
+        return [Received.from_sqs(raw, lane) for raw in reply.get("Messages", [])]
 
     async def dlq_delete(self, message: Received) -> None:
+        url = self._of(message.lane).dlq_url
         await aws_call(
             "DeleteMessage(DLQ)",
-            lambda: self._client.delete_message(
-                QueueUrl=self.dlq_url, ReceiptHandle=message.receipt_handle
-            ),
+            lambda: self._client.delete_message(QueueUrl=url, ReceiptHandle=message.receipt_handle),
         )
 
     async def dlq_release(self, message: Received) -> None:
         """Make a read DLQ message visible again at once."""
+        url = self._of(message.lane).dlq_url
         await aws_call(
             "ChangeMessageVisibility(DLQ)",
             lambda: self._client.change_message_visibility(
-                QueueUrl=self.dlq_url, ReceiptHandle=message.receipt_handle, VisibilityTimeout=0
+                QueueUrl=url, ReceiptHandle=message.receipt_handle, VisibilityTimeout=0
             ),
         )
 
-    async def arn(self, dlq: bool = False) -> str:
-        url = self.dlq_url if dlq else self.url
+    async def arn(self, dlq: bool = False, lane: LaneName = "standard") -> str:
+        target = self._of(lane)
+        url = target.dlq_url if dlq else target.url
         reply = await aws_call(
             "GetQueueAttributes(QueueArn)",
             lambda: self._client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"]),
         )
         return str(reply["Attributes"]["QueueArn"])
 
-    async def start_move_task(self, rate: int | None = None) -> str:
-        """SQS's own DLQ redrive (StartMessageMoveTask) back to the work queue."""
-        source, destination = await self.arn(dlq=True), await self.arn()
+    async def start_move_task(self, rate: int | None = None, lane: LaneName = "standard") -> str:
+        """SQS's own DLQ redrive (StartMessageMoveTask) back to the lane's queue."""
+        source, destination = await self.arn(True, lane), await self.arn(False, lane)
         extra = {"MaxNumberOfMessagesPerSecond": rate} if rate else {}
         reply = await aws_call(
             "StartMessageMoveTask",
@@ -299,8 +408,8 @@ class QueueClient:
         )
         return str(reply["TaskHandle"])
 
-    async def move_tasks(self) -> list[dict[str, Any]]:
-        source = await self.arn(dlq=True)
+    async def move_tasks(self, lane: LaneName = "standard") -> list[dict[str, Any]]:
+        source = await self.arn(True, lane)
         reply = await aws_call(
             "ListMessageMoveTasks",
             lambda: self._client.list_message_move_tasks(SourceArn=source, MaxResults=10),
