@@ -64,6 +64,8 @@ class Settings(BaseSettings):
 
     # --- consumer -------------------------------------------------------
     concurrency: int = Field(64, ge=1, le=10_000)
+    user_share: float = Field(0.5, gt=0, le=1, description="1 turns fairness off")
+    fair_delay: int = Field(2, ge=1, le=900)
     pollers: int = Field(4, ge=1, le=64)
     wait_seconds: int = Field(20, ge=1, le=20)
     batch_size: int = Field(10, ge=1, le=10)

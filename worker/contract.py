@@ -181,6 +181,7 @@ def message_attributes(envelope: Envelope) -> dict[str, dict[str, str]]:
     return {
         "intentType": {"DataType": "String", "StringValue": envelope.intent.type},
         "priority": {"DataType": "String", "StringValue": envelope.intent.priority},
+        "userId": {"DataType": "String", "StringValue": envelope.intent.user_id},
         "traceparent": {
             "DataType": "String",
             "StringValue": f"00-{envelope.trace_id[:32].rjust(32, '0')}-{span}-01",

@@ -16,11 +16,14 @@ import asyncio
 import contextlib
 import random
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 
 from worker.config import Settings
+from worker.consumer.fairness import Fairness, user_of
 from worker.consumer.heartbeat import Heartbeat
 from worker.consumer.policy import retry_delay
 from worker.consumer.processor import Processor
@@ -87,6 +90,7 @@ class Fleet:
         self._processor = processor
         self._heartbeat = heartbeat
         self._capacity = Capacity(settings.concurrency)
+        self._fair = Fairness(settings.concurrency, settings.user_share)
         self._tasks: set[asyncio.Task[object]] = set()
         self._stopping = asyncio.Event()
         self._fatal: BaseException | None = None
@@ -183,7 +187,11 @@ class Fleet:
                 await self._release(messages)
                 continue
             for message in messages:
-                self._start(message)
+                user = user_of(message)
+                if self._fair.admit(user):
+                    self._start(message, user)
+                else:
+                    self._track(self._processor.requeue_later(message, self._settings.fair_delay))
 
     async def _receive(self, count: int) -> list[Received]:
         """Weighted lanes: usually the priority lane first (a short poll), then the other.
@@ -204,10 +212,17 @@ class Fleet:
         wait = min(self._settings.wait_seconds, PRIORITY_RECHECK_SECONDS)
         return await self._queue.receive(count, wait, second)
 
-    def _start(self, message: Received) -> None:
+    def _start(self, message: Received, user: str) -> None:
         task: asyncio.Task[object] = asyncio.create_task(self._processor.process(message))
         self._tasks.add(task)
         self._metrics.in_flight.set(len(self._tasks))
+        task.add_done_callback(self._finished)
+        task.add_done_callback(lambda _t: self._fair.done(user))
+
+    def _track(self, work: Coroutine[Any, Any, object]) -> None:
+        """A short bookkeeping task (a fairness requeue) that still holds its slot."""
+        task: asyncio.Task[object] = asyncio.create_task(work)
+        self._tasks.add(task)
         task.add_done_callback(self._finished)
 
     def _finished(self, task: asyncio.Task[object]) -> None:

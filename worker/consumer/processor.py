@@ -48,7 +48,7 @@ from worker.errors import (
 )
 from worker.observability.metrics import Metrics
 from worker.providers import LLM, LLMSession
-from worker.queue import QueueClient, Received
+from worker.queue import QueueClient, Received, attributes_of
 from worker.sends import MAX_DELAY, Sends
 from worker.store import CostBuffer, DeadLetter, Store, WorkflowRef
 
@@ -66,6 +66,7 @@ Outcome = Literal[
     "released",
     "deferred",
     "postponed",
+    "requeued",
 ]
 
 
@@ -352,15 +353,24 @@ class Processor:
             lane=self._queue.lane_for(intent.priority),
         )
 
+    async def requeue_later(self, message: Received, delay: int) -> Outcome:
+        """Fairness: not now; a delayed copy goes to the back of the lane, then the original
+        is deleted (receive counts do not climb; nothing is lost if we die in between)."""
+        attributes = attributes_of(message)
+        if not await self._quiet(
+            self._queue.send(message.body, attributes, delay=delay, lane=message.lane)
+        ):
+            await self._quiet(self._queue.set_visibility(message, delay))
+            return "deferred"
+        await self._ack(message)
+        self.counts["requeued"] += 1
+        return "requeued"
+
     async def _postpone(self, work: _Work, seconds: float) -> Outcome:
         """Due later: a delayed copy replaces the message (receive counts do not climb)."""
         delay = max(1, min(MAX_DELAY, math.ceil(seconds)))
         log.info("workflow_postponed", due_in_s=round(seconds, 2), delay_s=delay)
-        attributes = {
-            name: {"DataType": "String", "StringValue": value}
-            for name, value in work.message.attributes.items()
-            if value
-        }
+        attributes = attributes_of(work.message)
         try:
             await self._store.release(work.ref, self._owner, status="waiting")
         except StoreUnavailable as exc:

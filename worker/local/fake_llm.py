@@ -50,6 +50,7 @@ from worker.local._server import ThreadedApp
 __all__ = ["FakeConfig", "FakeLLM", "Latency", "example_from_schema", "official_counter"]
 
 _MARKER = re.compile(r"\[\[fake:([a-z_]+)(?::([^:\]]+))?(?::(\d+))?\]\]")
+_TEXT = web.RequestKey("fleet_text", str)
 _SCHEMA = re.compile(r"JSON Schema:\n(\{.*\})\s*$", re.DOTALL)
 FAULT_KINDS = (
     "rate_limit",
@@ -173,6 +174,7 @@ class _Stats:
     faults: Counter[str] = field(default_factory=Counter)
     seen: Counter[str] = field(default_factory=Counter)
     bodies: list[dict[str, Any]] = field(default_factory=list)
+    timeline: list[tuple[float, float, str]] = field(default_factory=list)
 
 
 class FakeLLM(ThreadedApp):
@@ -238,12 +240,21 @@ class FakeLLM(ThreadedApp):
             return self._stats.seen[key]
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
+        started = time.monotonic()
         with self._lock:
             self._stats.requests += 1
         reply = await self._answer(request)
         with self._lock:
             self._stats.statuses[reply.status] += 1
+            if self.keep_bodies and _TEXT in request:
+                self._stats.timeline.append((started, time.monotonic(), request[_TEXT][-300:]))
         return reply
+
+    @property
+    def timeline(self) -> list[tuple[float, float, str]]:
+        """(start, end, last message) of each request, when ``keep_bodies`` is on."""
+        with self._lock:
+            return list(self._stats.timeline)
 
     def _authorized(self, request: web.Request, azure: bool) -> bool:
         bearer = request.headers.get("Authorization", "")
@@ -270,6 +281,7 @@ class FakeLLM(ThreadedApp):
                 400, "invalid_request_error", "Could not parse the JSON body.", azure=azure
             )
         if self.keep_bodies:
+            request[_TEXT] = text
             with self._lock:
                 self._stats.bodies.append(body)
         config = self.config

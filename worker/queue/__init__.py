@@ -2,7 +2,14 @@
 
 from worker.queue.admin import QueueSpec, create_queues
 from worker.queue.batcher import Batcher
-from worker.queue.client import LaneName, QueueClient, QueueDepth, Received, sqs_client
+from worker.queue.client import (
+    LaneName,
+    QueueClient,
+    QueueDepth,
+    Received,
+    attributes_of,
+    sqs_client,
+)
 
 __all__ = [
     "Batcher",
@@ -11,6 +18,7 @@ __all__ = [
     "QueueDepth",
     "QueueSpec",
     "Received",
+    "attributes_of",
     "create_queues",
     "sqs_client",
 ]

@@ -24,7 +24,7 @@ from worker.config import Settings
 from worker.errors import ConfigError, QueueUnavailable
 from worker.queue.batcher import Batcher
 
-__all__ = ["LaneName", "QueueClient", "QueueDepth", "Received", "sqs_client"]
+__all__ = ["LaneName", "QueueClient", "QueueDepth", "Received", "attributes_of", "sqs_client"]
 
 Attributes = dict[str, dict[str, str]]
 LaneName = Literal["standard", "priority"]
@@ -82,6 +82,15 @@ class _Lane:
     max_receives: int | None
     deletes: Batcher[Received]
     visibility: Batcher[tuple[Received, int]]
+
+
+def attributes_of(message: Received) -> Attributes:
+    """A received message's attributes, ready to send again."""
+    return {
+        name: {"DataType": "String", "StringValue": value}
+        for name, value in message.attributes.items()
+        if value
+    }
 
 
 def sqs_client(endpoint: str | None, region: str, *, pool: int = 50) -> Any:
@@ -302,11 +311,7 @@ class QueueClient:
 
     async def move_to_dlq(self, message: Received, reason: dict[str, str]) -> None:
         """Copy to the lane's DLQ with error attributes, then delete from its queue."""
-        attrs: Attributes = {
-            name: {"DataType": "String", "StringValue": value}
-            for name, value in message.attributes.items()
-            if value
-        }
+        attrs = attributes_of(message)
         for name, value in reason.items():
             attrs[name] = {"DataType": "String", "StringValue": value[:256] or "-"}
         attrs["sourceMessageId"] = {"DataType": "String", "StringValue": message.message_id}

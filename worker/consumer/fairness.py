@@ -1,0 +1,69 @@
+"""Per-user fairness: one user's flood cannot hold more than a share of the slots
+while other users' messages are arriving too.
+
+A user is capped at ``share * concurrency`` messages in hand only while some
+other user has been seen within the window; alone, a user may use every slot
+(work-conserving). A message over the cap is not started: the consumer puts a
+delayed copy back on the queue (its receive count does not climb), so the
+pollers reach the other users' messages behind it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+
+from worker.queue import Received
+
+__all__ = ["Fairness", "user_of"]
+
+
+def user_of(message: Received) -> str:
+    """The creator a message is for: its ``userId`` attribute, else a light body parse."""
+    given = message.attributes.get("userId")
+    if given:
+        return given
+    try:
+        body = json.loads(message.body)
+    except ValueError:
+        return ""
+    if not isinstance(body, dict):
+        return ""
+    intent = body.get("intent", body)
+    user = intent.get("userId") if isinstance(intent, dict) else None
+    return str(user) if isinstance(user, str) else ""
+
+
+class Fairness:
+    def __init__(self, concurrency: int, share: float, window: float = 10.0) -> None:
+        self.cap = max(1, int(concurrency * share))
+        self.enabled = share < 1.0
+        self._window = window
+        self._in_hand: Counter[str] = Counter()
+        self._seen: dict[str, float] = {}
+        self.deferred = 0
+
+    def admit(self, user: str) -> bool:
+        """May this user's message start now? (Counts it in hand if so.)"""
+        now = time.monotonic()
+        self._seen[user] = now
+        if self.enabled and self._in_hand[user] >= self.cap and self._others_active(user, now):
+            self.deferred += 1
+            return False
+        self._in_hand[user] += 1
+        return True
+
+    def done(self, user: str) -> None:
+        self._in_hand[user] -= 1
+        if self._in_hand[user] <= 0:
+            del self._in_hand[user]
+
+    def in_hand(self, user: str) -> int:
+        return self._in_hand[user]
+
+    def _others_active(self, user: str, now: float) -> bool:
+        stale = [u for u, t in self._seen.items() if now - t > self._window]
+        for name in stale:
+            del self._seen[name]
+        return any(u != user for u in self._seen) or any(u != user for u in self._in_hand)
