@@ -31,6 +31,8 @@ test: install
 lint: install
 	$(BIN)/ruff check worker handlers tests
 	$(BIN)/mypy worker handlers
+	$(BIN)/hadolint Dockerfile
+	$(BIN)/cfn-lint infra/cloudformation/*.yaml
 
 schema: $(BIN)/.installed
 	$(BIN)/fleet schema --out docs/contract.schema.json

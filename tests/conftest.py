@@ -90,7 +90,7 @@ def make_settings(
 ) -> Factory:
     """Settings with time compressed and fresh queues (created) for this test."""
 
-    async def build(**overrides: Any) -> Settings:
+    async def build(*, create: bool = True, **overrides: Any) -> Settings:
         values: dict[str, Any] = {
             "sqs_endpoint_url": sqs_endpoint,
             "database_url": migrated,
@@ -117,11 +117,12 @@ def make_settings(
         }
         values.update(overrides)
         settings = load_settings(**values)
-        await create_queues(
-            QueueSpec.from_settings(settings),
-            endpoint=settings.sqs_endpoint_url,
-            region=settings.aws_region,
-        )
+        if create:
+            await create_queues(
+                QueueSpec.from_settings(settings),
+                endpoint=settings.sqs_endpoint_url,
+                region=settings.aws_region,
+            )
         return settings
 
     return build

@@ -86,6 +86,10 @@ class Metrics:
             self.cost.labels(provider).inc(cost)
         dims = {"Provider": provider, "Outcome": outcome}
         self._aggregate("ProviderCalls", dims, 1.0, "Count")
+        # per provider, for the error-rate alarm (alarms cannot add up dimensions)
+        self._aggregate("ProviderRequests", {"Provider": provider}, 1.0, "Count")
+        self._aggregate("ProviderErrors", {"Provider": provider},
+                        0.0 if outcome == "ok" else 1.0, "Count")
         self._aggregate("ProviderLatency", {"Provider": provider}, seconds, "Seconds")
         if cost:
             self._aggregate("CostUSD", {"Provider": provider}, cost, "None")
