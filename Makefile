@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 LS_VENV := .localstack
 LOCALSTACK_PKGS := 'localstack-core[runtime]==4.13.1' 'cbor2<6' 'pyopenssl<25' 'cryptography<45' service_identity
 
-.PHONY: install run test lint schema bench clean
+.PHONY: install run test lint schema faults bench clean
 
 install: $(BIN)/.installed $(LS_VENV)/.installed
 
@@ -33,6 +33,13 @@ lint: install
 	$(BIN)/mypy worker handlers
 	$(BIN)/hadolint Dockerfile
 	$(BIN)/cfn-lint infra/cloudformation/*.yaml
+
+# The fault suite at full size (make test runs it reduced): 200 workflows a scenario,
+# 30 s outages; the audit table is printed and written to bench/faults.json.
+faults: install
+	mkdir -p bench
+	FLEET_FAULT_SIZE=200 FLEET_FAULT_OUTAGE=30 FLEET_FAULT_REPORT=bench/faults.json \
+		$(BIN)/pytest tests/test_faults.py -s -p no:randomly -q
 
 schema: $(BIN)/.installed
 	$(BIN)/fleet schema --out docs/contract.schema.json

@@ -181,3 +181,55 @@ async def run_until(
     finally:
         stop.set()
     return await worker
+
+
+class LoggedProcess:
+    """A `fleet` subprocess whose stderr goes to a file (a pipe nobody reads would fill
+    up and block the worker mid-log)."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, log: Any) -> None:
+        self.proc = proc
+        self._log = log
+
+    @classmethod
+    async def start(cls, args: list[str], env: dict[str, str]) -> LoggedProcess:
+        import sys
+        import tempfile
+
+        log = tempfile.TemporaryFile()  # noqa: SIM115 - closed by finish()
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "worker.cli",
+            *args,
+            env=env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=log,
+        )
+        return cls(proc, log)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self.proc.returncode
+
+    def send_signal(self, signum: int) -> None:
+        self.proc.send_signal(signum)
+
+    async def finish(self, signum: int | None = None, within: float = 60) -> tuple[int, str]:
+        """Signal it (if still running), wait, and return (exit code, stderr)."""
+        if signum is not None and self.proc.returncode is None:
+            self.proc.send_signal(signum)
+        try:
+            await asyncio.wait_for(self.proc.wait(), within)
+        finally:
+            if self.proc.returncode is None:
+                self.proc.kill()
+                await self.proc.wait()
+        self._log.seek(0)
+        text = self._log.read().decode(errors="replace")
+        self._log.close()
+        return int(self.proc.returncode or 0), text

@@ -13,41 +13,50 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
-from tests.conftest import API_KEY, Factory, drain, envelope, queue_for, send_bodies
-from worker.config import Settings
+from tests.conftest import (
+    API_KEY,
+    Factory,
+    LoggedProcess,
+    drain,
+    envelope,
+    queue_for,
+    send_bodies,
+)
+from worker.config import Settings, _setting_name
 from worker.store import Store
 
 FLEET = [sys.executable, "-m", "worker.cli"]
 
 
 def env_for(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment a `fleet` subprocess needs to run with exactly these settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLEET_", "AWS_"))}
-    env.update(
-        {
-            "AWS_ENDPOINT_URL_SQS": str(settings.sqs_endpoint_url),
-            "DATABASE_URL": settings.require_database_url(),
-            "OPENAI_BASE_URL": settings.openai_base_url,
-            "OPENAI_API_KEY": API_KEY,
-            "FLEET_QUEUE_NAME": settings.queue_name,
-            "FLEET_CONCURRENCY": str(settings.concurrency),
-            "FLEET_POLLERS": str(settings.pollers),
-            "FLEET_WAIT_SECONDS": str(settings.wait_seconds),
-            "FLEET_VISIBILITY_TIMEOUT": str(settings.visibility_timeout),
-            "FLEET_HEARTBEAT_INTERVAL": str(settings.heartbeat_interval),
-            "FLEET_RETRY_BASE_SECONDS": str(settings.retry_base_seconds),
-            "FLEET_RETRY_MAX_SECONDS": str(settings.retry_max_seconds),
-            "FLEET_SHUTDOWN_GRACE": str(settings.shutdown_grace),
-            "FLEET_LLM_RETRY_DELAYS": ",".join(map(str, settings.llm_retry_delays)),
-            "FLEET_LOG_LEVEL": "INFO",
-            "FLEET_SEND_GATEWAY_URL": str(settings.send_gateway_url),
-            "FLEET_SEND_GATEWAY_TOKEN": API_KEY,
-            "FLEET_SEND_SPACING": str(settings.send_spacing),
-            "FLEET_CAMPAIGN_CHUNK": str(settings.campaign_chunk),
-            "FLEET_HEALTH_PORT": str(settings.health_port),
-            "FLEET_CLOUDWATCH_ENABLED": str(settings.cloudwatch_enabled).lower(),
-        }
-    )
+    for name in (
+        "DATABASE_URL",
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+        "AZURE_OPENAI_ENDPOINT",
+        "AZURE_OPENAI_API_KEY",
+        "AZURE_OPENAI_DEPLOYMENT",
+        "AZURE_OPENAI_AD_TOKEN",
+    ):
+        env.pop(name, None)
+    for field, info in Settings.model_fields.items():
+        value = getattr(settings, field)
+        if value is None or value == info.default:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        elif isinstance(value, bool):
+            value = str(value).lower()
+        elif isinstance(value, tuple):
+            value = ",".join(map(str, value))
+        elif isinstance(value, dict):
+            value = json.dumps(value)
+        env[_setting_name(field)] = str(value)
+    env["FLEET_LOG_LEVEL"] = "INFO"  # the tests read the workers' event names
     env.update(extra)
     return env
 
@@ -141,24 +150,14 @@ async def test_sigterm_under_load_loses_nothing(make_settings: Factory, store: S
     ]
     ids = [str(e.workflow_id) for e in envs]
     await send_bodies(settings, list(envs))
-    worker = await asyncio.create_subprocess_exec(
-        *FLEET,
-        "run",
-        env=env_for(settings),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    worker = await LoggedProcess.start(["run"], env_for(settings))
     try:
         await _wait_for_completed(store, ids, 5)
-        started = time.monotonic()
-        worker.send_signal(signal.SIGTERM)
-        _, raw_err = await asyncio.wait_for(worker.communicate(), 30)
-        took = time.monotonic() - started
     finally:
-        if worker.returncode is None:
-            worker.kill()
-    err = raw_err.decode()
-    assert worker.returncode == 0, err[-2000:]
+        started = time.monotonic()
+        code, err = await worker.finish(signal.SIGTERM, within=30)
+        took = time.monotonic() - started
+    assert code == 0, err[-2000:]
     assert took < settings.shutdown_grace + 10
     assert "fleet_stopping" in err and "worker stopped" in err
     assert "grace_period_over" in err and "workflow_released" in err

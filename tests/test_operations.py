@@ -13,7 +13,15 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from tests.conftest import API_KEY, Factory, drain, envelope, queue_for, send_bodies
+from tests.conftest import (
+    API_KEY,
+    Factory,
+    LoggedProcess,
+    drain,
+    envelope,
+    queue_for,
+    send_bodies,
+)
 from tests.test_cli import env_for, fleet
 from worker.aws import aws_client
 from worker.config import Settings
@@ -305,9 +313,7 @@ async def test_cloudwatch_failure_never_blocks() -> None:
 async def test_supervisor_restarts_a_killed_child(make_settings: Factory, store: Store) -> None:
     settings = await make_settings()
     env = env_for(settings, FLEET_LOG_LEVEL="INFO", FLEET_WORKER_HEARTBEAT_SECONDS="0.5")
-    sup = await asyncio.create_subprocess_exec(
-        *FLEET, "run", "--processes", "2", env=env, stderr=asyncio.subprocess.PIPE
-    )
+    sup = await LoggedProcess.start(["run", "--processes", "2"], env)
 
     async def worker_pids() -> set[int]:
         rows = await store.fetch(
@@ -343,10 +349,9 @@ async def test_supervisor_restarts_a_killed_child(make_settings: Factory, store:
             ],
         )
     finally:
-        sup.send_signal(signal.SIGTERM)
-        _, err = await asyncio.wait_for(sup.communicate(), 60)
-    assert sup.returncode == 0, err.decode()[-2000:]
-    assert "child_exited" in err.decode() and "child_started" in err.decode()
+        code, err = await sup.finish(signal.SIGTERM, within=60)
+    assert code == 0, err[-2000:]
+    assert "child_exited" in err and "child_started" in err
 
 
 async def test_costs_and_top(make_settings: Factory) -> None:

@@ -15,6 +15,7 @@ import pytest
 from tests.conftest import (
     API_KEY,
     Factory,
+    LoggedProcess,
     drain,
     envelope,
     queue_for,
@@ -70,16 +71,7 @@ async def test_spacing_holds_across_worker_processes(make_settings: Factory, sto
             FLEET_SEND_SPACING="2",
             FLEET_LOG_LEVEL="WARNING",
         )
-        workers = [
-            await asyncio.create_subprocess_exec(
-                *FLEET,
-                "run",
-                env=env,
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.PIPE,
-            )
-            for _ in range(3)
-        ]
+        workers = [await LoggedProcess.start(["run"], env) for _ in range(3)]
         try:
 
             async def all_sent() -> bool:
@@ -90,7 +82,7 @@ async def test_spacing_holds_across_worker_processes(make_settings: Factory, sto
             for worker in workers:
                 if worker.returncode is None:
                     worker.send_signal(signal.SIGTERM)
-            codes = [await asyncio.wait_for(w.wait(), 30) for w in workers]
+            codes = [(await w.finish(within=30))[0] for w in workers]
         pairs = gateway.per_pair()
         gaps = {
             pair: min(b - a for a, b in itertools.pairwise(times)) for pair, times in pairs.items()

@@ -124,3 +124,17 @@ async def test_capacity_blocks_when_full() -> None:
     assert not waiter.done()
     capacity.give(2)
     assert await asyncio.wait_for(waiter, 1) == 2
+
+
+def test_user_of_never_raises_on_hostile_bodies() -> None:
+    from worker.consumer.fairness import user_of
+    from worker.queue import Received
+
+    def msg(body: str, **attrs: str) -> Received:
+        return Received("m", "r", body, 1, 0, attrs)
+
+    assert user_of(msg("[" * 100_000 + "]" * 100_000)) == ""
+    assert user_of(msg("not json")) == "" and user_of(msg("[1]")) == ""
+    assert user_of(msg('{"intent": {"userId": "u1"}}')) == "u1"
+    assert user_of(msg('{"userId": 5}')) == ""
+    assert user_of(msg("{}", userId="from-attr")) == "from-attr"

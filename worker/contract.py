@@ -16,9 +16,9 @@ import json
 import typing
 import uuid
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 from worker.errors import EnqueueRefused, MalformedMessage
@@ -66,16 +66,25 @@ class TraceContext(_Wire):
     parent_span_id: str | None = Field(None, max_length=32)
 
 
+def _printable(value: str) -> str:
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+SafeId = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_printable)]
+
+
 class Intent(_Wire):
     """What a producer wants done (the seed's ``ProductionWorkflowIntent``)."""
 
     type: IntentType
-    user_id: str = Field(min_length=1, max_length=128)
+    user_id: SafeId
     data: dict[str, Any] = Field(default_factory=dict)
     platforms: list[str] = Field(default_factory=list, max_length=16)
     content_type: str | None = Field(None, max_length=64)
     send_to_only_fans: bool = False
-    recipient_id: str | None = Field(None, min_length=1, max_length=128)
+    recipient_id: SafeId | None = None
     requires_multi_platform: bool = False
     force_provider: Literal["azure", "openai"] | None = None
     priority: Priority = "medium"

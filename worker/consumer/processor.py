@@ -132,11 +132,11 @@ class Processor:
 
     async def _process(self, message: Received) -> Outcome:
         try:
-            envelope = parse_message(message.body, message.message_id)
+            envelope = parse_message(message.body, message.identity)
         except MalformedMessage as exc:
             log.warning(
                 "message_malformed",
-                message_id=message.message_id,
+                message_id=message.identity,
                 error_code=exc.code,
                 error=str(exc),
             )
@@ -334,7 +334,7 @@ class Processor:
         history: list[dict[str, Any]],
     ) -> DeadLetter:
         return DeadLetter(
-            message_id=message.message_id,
+            message_id=message.identity,
             error_class=error_class,
             error_code=exc.code,
             error_message=str(exc),

@@ -7,6 +7,7 @@ runtime imports this package.
 
 from worker.local.fake_gateway import FakeGateway, GatewayConfig
 from worker.local.fake_llm import FakeConfig, FakeLLM, Latency
+from worker.local.fault_proxy import FaultProxy
 from worker.local.localstack import LocalStack, find_localstack_python
 from worker.local.postgres import EmbeddedPostgres, scratch_database
 
@@ -15,6 +16,7 @@ __all__ = [
     "FakeConfig",
     "FakeGateway",
     "FakeLLM",
+    "FaultProxy",
     "GatewayConfig",
     "Latency",
     "LocalStack",

@@ -88,8 +88,9 @@ class Metrics:
         self._aggregate("ProviderCalls", dims, 1.0, "Count")
         # per provider, for the error-rate alarm (alarms cannot add up dimensions)
         self._aggregate("ProviderRequests", {"Provider": provider}, 1.0, "Count")
-        self._aggregate("ProviderErrors", {"Provider": provider},
-                        0.0 if outcome == "ok" else 1.0, "Count")
+        self._aggregate(
+            "ProviderErrors", {"Provider": provider}, 0.0 if outcome == "ok" else 1.0, "Count"
+        )
         self._aggregate("ProviderLatency", {"Provider": provider}, seconds, "Seconds")
         if cost:
             self._aggregate("CostUSD", {"Provider": provider}, cost, "None")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -43,6 +44,12 @@ class Received:
     sent_at_ms: int
     attributes: dict[str, str] = field(default_factory=dict)
     lane: LaneName = "standard"
+
+    @property
+    def identity(self) -> str:
+        """The message's first MessageId: copies the fleet makes (fairness requeues,
+        re-delays, DLQ moves and replays) carry it as ``sourceMessageId``."""
+        return self.attributes.get("sourceMessageId") or self.message_id
 
     @classmethod
     def from_sqs(cls, raw: dict[str, Any], lane: LaneName = "standard") -> Received:
@@ -84,13 +91,23 @@ class _Lane:
     visibility: Batcher[tuple[Received, int]]
 
 
+_SQS_INVALID = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def sqs_safe(text: str) -> str:
+    """Only the characters SQS accepts in bodies and attributes (hostile input has others)."""
+    return _SQS_INVALID.sub("?", text)
+
+
 def attributes_of(message: Received) -> Attributes:
-    """A received message's attributes, ready to send again."""
-    return {
+    """A received message's attributes, ready to send again as a copy of it."""
+    attrs = {
         name: {"DataType": "String", "StringValue": value}
         for name, value in message.attributes.items()
         if value
     }
+    attrs["sourceMessageId"] = {"DataType": "String", "StringValue": message.identity}
+    return attrs
 
 
 def sqs_client(endpoint: str | None, region: str, *, pool: int = 50) -> Any:
@@ -313,8 +330,8 @@ class QueueClient:
         """Copy to the lane's DLQ with error attributes, then delete from its queue."""
         attrs = attributes_of(message)
         for name, value in reason.items():
-            attrs[name] = {"DataType": "String", "StringValue": value[:256] or "-"}
-        attrs["sourceMessageId"] = {"DataType": "String", "StringValue": message.message_id}
+            attrs[name] = {"DataType": "String", "StringValue": sqs_safe(value[:256]) or "-"}
+        attrs["sourceMessageId"] = {"DataType": "String", "StringValue": message.identity}
         await self.send(
             message.body or " ", dict(list(attrs.items())[:10]), to_dlq=True, lane=message.lane
         )

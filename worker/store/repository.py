@@ -19,7 +19,7 @@ from psycopg_pool import AsyncConnectionPool
 from worker.errors import StoreUnavailable
 from worker.store.records import CallRecord, Claim, DeadLetter, WorkflowRef
 
-__all__ = ["Store"]
+__all__ = ["Store", "pg_json", "pg_text"]
 
 Row = dict[str, Any]
 Conn = psycopg.AsyncConnection[Row]
@@ -42,6 +42,23 @@ INSERT INTO llm_calls (workflow_id, user_id, intent_type, provider, model, promp
                        attempt, receive_count, cache_hit, outcome, error_code, trace_id)
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 """
+
+
+def pg_text(value: str, limit: int | None = None) -> str:
+    """Text PostgreSQL accepts: no NUL bytes, no lone surrogates (hostile input has both)."""
+    text = value.replace("\x00", "\\0").encode("utf-8", "replace").decode("utf-8")
+    return text[:limit] if limit else text
+
+
+def pg_json(value: Any) -> Any:
+    """The same cleaning through a JSON value (jsonb rejects \\u0000 too)."""
+    if isinstance(value, str):
+        return pg_text(value)
+    if isinstance(value, dict):
+        return {pg_text(str(k)): pg_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [pg_json(v) for v in value]
+    return value
 
 
 class Store:
@@ -156,7 +173,7 @@ class Store:
                 " error_code = NULL, error_message = NULL, lease_owner = NULL,"
                 " lease_until = NULL, completed_at = now(), updated_at = now()"
                 " WHERE id = %s AND status <> 'completed'",
-                (Jsonb(result), provider, ref.id),
+                (Jsonb(pg_json(result)), provider, ref.id),
             )
             saved = await self._try_insert_calls(conn, ref, calls, receive_count)
             return cur.rowcount == 1, saved
@@ -179,7 +196,7 @@ class Store:
                 "UPDATE workflows SET status = %s, error_code = %s, error_message = %s,"
                 " lease_owner = NULL, lease_until = NULL, updated_at = now()"
                 " WHERE id = %s AND status <> 'completed' AND lease_owner = %s",
-                (status, error_code, error_message[:2000], ref.id, owner),
+                (status, pg_text(error_code, 200), pg_text(error_message, 2000), ref.id, owner),
             )
             if dead_letter is not None:
                 await self._insert_dead_letter(conn, dead_letter)
@@ -260,9 +277,9 @@ class Store:
                 wf.user_id if wf else None,
                 dl.error_class,
                 dl.error_code,
-                dl.error_message[:2000],
+                pg_text(dl.error_message, 2000),
                 dl.receive_count,
-                Jsonb(dl.history),
+                Jsonb(pg_json(dl.history)),
                 dl.source_queue,
             ),
         )

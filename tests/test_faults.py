@@ -1,0 +1,573 @@
+"""The fault suite: real `fleet run` processes, something breaks, then an audit.
+
+Every workflow must end completed exactly once (its send delivered exactly
+once) or in the DLQ with its reason: nothing missing, no duplicated effect,
+and no configured secret in any log line. Sizes and outage lengths are
+compressed for `make test`; `make faults` runs them larger (FLEET_FAULT_SIZE,
+FLEET_FAULT_OUTAGE). Each scenario adds a row to the audit table printed at
+the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import tempfile
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from tests.conftest import API_KEY, Factory, LoggedProcess, envelope, queue_for, send_bodies
+from tests.test_cli import env_for, fleet
+from worker.config import Settings
+from worker.contract import Envelope
+from worker.local import FakeConfig, FakeGateway, FakeLLM, FaultProxy
+from worker.store import Store
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+
+FLEET = [sys.executable, "-m", "worker.cli"]
+SIZE = int(os.environ.get("FLEET_FAULT_SIZE", "40"))
+OUTAGE = float(os.environ.get("FLEET_FAULT_OUTAGE", "6"))
+DB_PASSWORD = "fault-suite-db-password-77"
+TABLE: list[dict[str, Any]] = []
+LOGS: list[str] = []
+
+
+@dataclass
+class Audit:
+    scenario: str
+    sent: int
+    completed: int
+    dead_lettered: int
+    missing: int
+    duplicated: int
+
+    def row(self) -> dict[str, Any]:
+        return self.__dict__ | {"ok": self.missing == 0 and self.duplicated == 0}
+
+
+def work(n: int, tag: str, latency_ms: int = 0) -> list[Envelope]:
+    slow = f"[[fake:slow:{latency_ms}]] " if latency_ms else ""
+    return [
+        envelope(
+            {
+                "type": "message_generation",
+                "userId": f"{tag}-u{i % 7}",
+                "recipientId": f"fan-{i}",
+                "sendToOnlyFans": True,
+                "data": {"context": f"{slow}{tag} {i}"},
+            }
+        )
+        for i in range(n)
+    ]
+
+
+async def audit(scenario: str, store: Store, gateway: FakeGateway, envs: list[Envelope]) -> Audit:
+    ids = [str(e.workflow_id) for e in envs]
+    rows = await store.fetch(
+        "SELECT w.id, w.status, EXISTS (SELECT 1 FROM dead_letters d WHERE d.workflow_id = w.id)"
+        " AS lettered FROM workflows w WHERE w.id = ANY(%s)",
+        (ids,),
+    )
+    completed = sum(r["status"] == "completed" for r in rows)
+    lettered = sum(r["status"] == "failed" and r["lettered"] for r in rows)
+    sends = await store.fetch(
+        "SELECT count(*) AS n FROM onlyfans_sends WHERE workflow_id = ANY(%s) AND status = 'sent'",
+        (ids,),
+    )
+    delivered = {d.key for d in gateway.deliveries}
+    result = Audit(
+        scenario,
+        len(ids),
+        completed,
+        lettered,
+        len(ids) - completed - lettered,
+        gateway.duplicates() + max(0, int(sends[0]["n"]) - len(delivered)),
+    )
+    TABLE.append(result.row())
+    return result
+
+
+async def settle(store: Store, envs: list[Envelope], within: float = 180) -> None:
+    ids = [str(e.workflow_id) for e in envs]
+
+    async def done() -> bool:
+        rows = await store.fetch(
+            "SELECT count(*) AS n FROM workflows w WHERE id = ANY(%s) AND (status = 'completed'"
+            " OR (status = 'failed' AND EXISTS (SELECT 1 FROM dead_letters d"
+            " WHERE d.workflow_id = w.id)))",
+            (ids,),
+        )
+        sent = await store.fetch(
+            "SELECT count(*) AS n FROM onlyfans_sends WHERE workflow_id = ANY(%s)"
+            " AND status IN ('scheduled', 'sending')",
+            (ids,),
+        )
+        return int(rows[0]["n"]) == len(ids) and int(sent[0]["n"]) == 0
+
+    try:
+        async with asyncio.timeout(within):
+            while not await done():  # noqa: ASYNC110 - worker processes write the state
+                await asyncio.sleep(0.3)
+    except TimeoutError:
+        states = await store.fetch(
+            "SELECT status, error_code, count(*) AS n FROM workflows WHERE id = ANY(%s)"
+            " GROUP BY 1, 2",
+            (ids,),
+        )
+        sends = await store.fetch(
+            "SELECT status, error_code, count(*) AS n FROM onlyfans_sends"
+            " WHERE workflow_id = ANY(%s) GROUP BY 1, 2",
+            (ids,),
+        )
+        raise AssertionError(f"not settled: workflows {states}, sends {sends}") from None
+
+
+class Workers:
+    """`fleet run` processes whose stderr is kept for the secret scan."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.procs: list[LoggedProcess] = []
+
+    async def start(self, count: int = 1) -> None:
+        for _ in range(count):
+            self.procs.append(await LoggedProcess.start(["run"], self.env))
+
+    async def stop(self) -> list[int]:
+        codes = []
+        for proc in self.procs:
+            code, log = await proc.finish(signal.SIGTERM)
+            LOGS.append(log)
+            codes.append(code)
+        return codes
+
+
+def fault_env(settings: Settings, **extra: str) -> dict[str, str]:
+    return env_for(settings, FLEET_LOG_LEVEL="INFO", OPENAI_API_KEY=API_KEY, **extra)
+
+
+async def until(check: Callable[[], Awaitable[bool]], within: float = 60) -> None:
+    async with asyncio.timeout(within):
+        while not await check():  # noqa: ASYNC110 - other processes change the state
+            await asyncio.sleep(0.2)
+
+
+async def completed_count(store: Store, envs: list[Envelope]) -> int:
+    rows = await store.fetch(
+        "SELECT count(*) AS n FROM workflows WHERE id = ANY(%s) AND status = 'completed'",
+        ([str(e.workflow_id) for e in envs],),
+    )
+    return int(rows[0]["n"])
+
+
+def with_password(url: str, port: int | None = None) -> str:
+    parts = conninfo_to_dict(url)
+    parts["password"] = DB_PASSWORD
+    if port is not None:
+        parts.update(host="127.0.0.1", port=str(port))
+    return make_conninfo(**parts)
+
+
+# --- scenarios ---------------------------------------------------------------------
+async def test_sigkill_mid_handler(make_settings: Factory, store: Store) -> None:
+    with FakeGateway(token=API_KEY) as gateway:
+        settings = await make_settings(
+            send_gateway_url=gateway.endpoint,
+            visibility_timeout=4,
+            heartbeat_interval=1,
+            concurrency=8,
+        )
+        envs = work(SIZE, "kill", latency_ms=600)
+        await send_bodies(settings, list(envs))
+        workers = Workers(
+            fault_env(settings, DATABASE_URL=with_password(settings.require_database_url()))
+        )
+        await workers.start(2)
+        await until(lambda: _at_least(store, envs, SIZE // 4))
+        workers.procs[0].send_signal(signal.SIGKILL)
+        await workers.start(1)
+        await settle(store, envs)
+        codes = await workers.stop()
+        result = await audit("SIGKILL a worker mid-handler", store, gateway, envs)
+    assert codes[0] == -signal.SIGKILL and codes[1:] == [0, 0]
+    assert result.missing == 0 and result.duplicated == 0 and result.completed == SIZE
+
+
+async def _at_least(store: Store, envs: list[Envelope], n: int) -> bool:
+    return await completed_count(store, envs) >= n
+
+
+async def test_sigterm_under_load(make_settings: Factory, store: Store) -> None:
+    with FakeGateway(token=API_KEY) as gateway:
+        settings = await make_settings(
+            send_gateway_url=gateway.endpoint, shutdown_grace=2, concurrency=8
+        )
+        envs = work(SIZE, "term", latency_ms=400)
+        await send_bodies(settings, list(envs))
+        workers = Workers(fault_env(settings))
+        await workers.start(1)
+        await until(lambda: _at_least(store, envs, SIZE // 4))
+        started = asyncio.get_running_loop().time()
+        first = await workers.stop()
+        took = asyncio.get_running_loop().time() - started
+        later = Workers(fault_env(settings))
+        await later.start(1)
+        await settle(store, envs)
+        second = await later.stop()
+        result = await audit("SIGTERM under load", store, gateway, envs)
+    assert first == [0] and second == [0] and took < settings.shutdown_grace + 15
+    assert result.missing == 0 and result.duplicated == 0 and result.completed == SIZE
+
+
+async def test_postgres_unavailable(make_settings: Factory, store: Store) -> None:
+    url = (await make_settings()).require_database_url()
+    parts = conninfo_to_dict(url)
+    host = parts.get("host") or "127.0.0.1"
+    proxy_args: dict[str, Any] = (
+        {"unix_path": f"{host}/.s.PGSQL.{parts.get('port') or 5432}"}
+        if host.startswith("/")
+        else {"host": host, "port": int(parts.get("port") or 5432)}
+    )
+    with FakeGateway(token=API_KEY) as gateway, FaultProxy(**proxy_args) as proxy:
+        settings = await make_settings(
+            send_gateway_url=gateway.endpoint,
+            concurrency=8,
+            retry_base_seconds=1,
+            retry_max_seconds=3,
+            max_receives=50,
+        )
+        envs = work(SIZE, "pg", latency_ms=300)
+        await send_bodies(settings, list(envs))
+        workers = Workers(fault_env(settings, DATABASE_URL=with_password(url, proxy.port)))
+        await workers.start(1)
+        await until(lambda: _at_least(store, envs, SIZE // 5))
+        proxy.cut()
+        await asyncio.sleep(OUTAGE)
+        proxy.restore()
+        await settle(store, envs)
+        codes = await workers.stop()
+        result = await audit(f"PostgreSQL down {OUTAGE:g}s", store, gateway, envs)
+    assert codes == [0]
+    assert result.missing == 0 and result.duplicated == 0 and result.completed == SIZE
+    assert "database" in LOGS[-1] or "store" in LOGS[-1]
+
+
+async def test_sqs_unavailable(make_settings: Factory, store: Store, sqs_endpoint: str) -> None:
+    port = int(sqs_endpoint.rsplit(":", 1)[1])
+    with FakeGateway(token=API_KEY) as gateway, FaultProxy(host="127.0.0.1", port=port) as proxy:
+        settings = await make_settings(
+            send_gateway_url=gateway.endpoint,
+            concurrency=8,
+            sqs_endpoint_url=f"http://127.0.0.1:{proxy.port}",
+            wait_seconds=2,
+            liveness_seconds=60,
+        )
+        envs = work(SIZE, "sqs", latency_ms=200)
+        workers = Workers(fault_env(settings))
+        await workers.start(1)
+        await send_bodies(settings, list(envs[: SIZE // 2]))
+        await until(lambda: _at_least(store, envs, SIZE // 5))
+        proxy.cut()
+        await asyncio.sleep(OUTAGE)
+        proxy.restore()
+        await send_bodies(settings, list(envs[SIZE // 2 :]))
+        await settle(store, envs)
+        codes = await workers.stop()
+        result = await audit(f"SQS endpoint down {OUTAGE:g}s", store, gateway, envs)
+    assert codes == [0] and "receive_failed" in LOGS[-1]
+    assert result.missing == 0 and result.duplicated == 0 and result.completed == SIZE
+
+
+async def test_provider_faults_then_a_dead_provider(make_settings: Factory, store: Store) -> None:
+    flaky = FakeConfig(fault_rate=0.3, timeout_sleep=1.5, seed=3)
+    with (
+        FakeGateway(token=API_KEY) as gateway,
+        FakeLLM(api_key=API_KEY, config=flaky) as openai,
+        FakeLLM(
+            api_key=API_KEY, config=FakeConfig(fault_rate=0.3, timeout_sleep=1.5, seed=4)
+        ) as azure,
+    ):
+        settings = await make_settings(
+            send_gateway_url=gateway.endpoint,
+            openai_base_url=openai.base_url,
+            azure_openai_endpoint=azure.endpoint,
+            azure_openai_api_key=API_KEY,
+            azure_openai_deployment="gpt-4o",
+            openai_timeout=0.5,
+            azure_timeout=0.5,
+            llm_retry_delays=(0.01, 0.02, 0.05),
+            concurrency=16,
+            max_receives=10,
+            retry_base_seconds=0.5,
+            retry_max_seconds=2,
+            breaker_cooldown=5,
+        )
+        env = fault_env(settings, AZURE_OPENAI_API_KEY=API_KEY)
+        first = work(SIZE, "flaky")
+        await send_bodies(settings, list(first))
+        workers = Workers(env)
+        await workers.start(1)
+        await settle(store, first)
+        openai.config.dead = True  # OpenAI down for the rest of the run
+        second = work(SIZE, "dead")
+        await send_bodies(settings, list(second))
+        await settle(store, second)
+        await workers.stop()
+        flaky_audit = await audit("providers 30% transient faults", store, gateway, first)
+        dead_audit = await audit("providers 30% faults, OpenAI dead", store, gateway, second)
+    for result in (flaky_audit, dead_audit):
+        assert result.missing == 0 and result.duplicated == 0 and result.completed == SIZE
+    assert "circuit_open" in LOGS[-1] and "provider_fallback" in LOGS[-1]
+
+
+def hostile_bodies() -> list[tuple[str, str]]:
+    """(label, body) pairs: malformed or hostile, each must end in the DLQ with a reason."""
+    ok = {"type": "message_generation", "userId": "h", "data": {"context": "x"}}
+    bodies: list[tuple[str, str]] = [
+        ("empty", ""),
+        ("space", " "),
+        ("null", "null"),
+        ("number", "42"),
+        ("string", '"hi"'),
+        ("list", "[]"),
+        ("truncated", '{"type": "message_generation", "userId": "h"'),
+        ("trailing garbage", json.dumps(ok) + "}}"),
+        ("nan", '{"type": NaN}'),
+        ("deep nesting", "[" * 10_000 + "]" * 10_000),
+        ("deep object", json.dumps({"type": "content_planning", "userId": "h", "data": _nest(60)})),
+        ("bom", "\ufeff" + json.dumps(ok)),
+        ("utf-16 surrogate", '{"type": "\\ud800"}'),
+    ]
+    wrong = [
+        ("type int", {**ok, "type": 5}),
+        ("user int", {**ok, "userId": 5}),
+        ("user empty", {**ok, "userId": ""}),
+        ("user huge", {**ok, "userId": "u" * 10_000}),
+        ("data list", {**ok, "data": [1, 2]}),
+        ("priority bad", {**ok, "priority": "urgent"}),
+        ("force bad", {**ok, "forceProvider": "anthropic"}),
+        ("extra field", {**ok, "evil": 1}),
+        ("platforms too many", {**ok, "platforms": ["x"] * 100}),
+        ("sendToOnlyFans no recipient", {**ok, "sendToOnlyFans": True}),
+        (
+            "campaign no recipients",
+            {"type": "campaign_execution", "userId": "h", "data": {"brief": "b"}},
+        ),
+        (
+            "campaign empty list",
+            {"type": "campaign_execution", "userId": "h", "data": {"brief": "b", "recipients": []}},
+        ),
+        (
+            "planning days 99",
+            {"type": "content_planning", "userId": "h", "data": {"goal": "g", "days": 99}},
+        ),
+        ("validation no content", {"type": "content_validation", "userId": "h", "data": {}}),
+        ("envelope version 2", {"version": 2, "workflowId": str(uuid.uuid4()), "intent": ok}),
+        ("envelope bad uuid", {"version": 1, "workflowId": "../../etc/passwd", "intent": ok}),
+        ("envelope no intent", {"version": 1, "workflowId": str(uuid.uuid4())}),
+        (
+            "envelope intent string",
+            {"version": 1, "workflowId": str(uuid.uuid4()), "intent": "message_generation"},
+        ),
+        ("internal send no id", {"type": "onlyfans_send", "userId": "h", "data": {}}),
+        ("recipient int", {**ok, "recipientId": 7}),
+        ("platforms not list", {**ok, "platforms": "onlyfans"}),
+        ("traceContext string", {**ok, "traceContext": "abc"}),
+        ("contentType huge", {**ok, "contentType": "c" * 1000}),
+        ("context huge", {**ok, "data": {"context": "x" * 200_000}}),
+        ("maxChars negative", {**ok, "data": {"context": "x", "maxChars": -5}}),
+        ("tone int", {**ok, "data": {"context": "x", "tone": 5}}),
+        ("debounce unknown", {**ok, "data": {"context": "x", "debounce": "merge"}}),
+        (
+            "rules not list",
+            {"type": "content_validation", "userId": "h", "data": {"content": "c", "rules": "x"}},
+        ),
+        ("goal empty", {"type": "content_planning", "userId": "h", "data": {"goal": ""}}),
+        (
+            "recipients ints",
+            {
+                "type": "campaign_execution",
+                "userId": "h",
+                "data": {"brief": "b", "recipients": [1, 2]},
+            },
+        ),
+        (
+            "recipients too many",
+            {
+                "type": "campaign_execution",
+                "userId": "h",
+                "data": {"brief": "b", "recipients": ["r"] * 10_001},
+            },
+        ),
+        (
+            "enqueuedAt bad",
+            {
+                "version": 1,
+                "workflowId": str(uuid.uuid4()),
+                "intent": ok,
+                "enqueuedAt": "yesterday",
+            },
+        ),
+        ("workflowId int", {"version": 1, "workflowId": 5, "intent": ok}),
+        ("send id negative", {"type": "onlyfans_send", "userId": "h", "data": {"sendId": -1}}),
+        (
+            "internal send missing",
+            {"type": "onlyfans_send", "userId": "h", "data": {"sendId": 987654321}},
+        ),
+    ]
+    bodies += [(label, json.dumps(body)) for label, body in wrong]
+    injections = [
+        "'; DROP TABLE workflows; --",
+        "$(rm -rf /)",
+        "<script>alert(1)</script>",
+        "{{7*7}}",
+        "${jndi:ldap://x/a}",
+        "\u0000nul",
+        "\u202eevil",
+        "🙂" * 50,
+        "A" * 5000,
+        "%s%s%s%n",
+        "..\\..\\windows",
+        "\r\nSet-Cookie: x=y",
+    ]
+    for i, text in enumerate(injections):
+        bodies.append((f"injection type {i}", json.dumps({"type": text, "userId": "h"})))
+        bodies.append(
+            (f"injection id {i}", json.dumps({"version": 1, "workflowId": text, "intent": ok}))
+        )
+        bodies.append(
+            (
+                f"injection data {i}",
+                json.dumps({"type": "campaign_execution", "userId": "h", "data": {"brief": text}}),
+            )
+        )
+        bodies.append((f"injection key {i}", json.dumps({**ok, text[:40] or "k": 1})))
+    unknown = [
+        "teleport",
+        "MESSAGE_GENERATION",
+        "message generation",
+        "content_planning ",
+        "",
+        "null",
+        "campaign_execution\u0000",
+        "1",
+        "__proto__",
+        "constructor",
+    ]
+    bodies += [(f"unknown {t!r}", json.dumps({"type": t, "userId": "h"})) for t in unknown]
+    return bodies
+
+
+def _nest(depth: int) -> Any:
+    value: Any = "x"
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+async def test_hostile_corpus_ends_in_the_dlq_and_no_worker_crashes(
+    make_settings: Factory, store: Store
+) -> None:
+    corpus = hostile_bodies()
+    assert len(corpus) >= 100
+    with FakeGateway(token=API_KEY) as gateway:
+        settings = await make_settings(send_gateway_url=gateway.endpoint, concurrency=16)
+        ids = []
+        async with queue_for(settings) as queue:
+            for _, body in corpus:
+                ids.append(await queue.send(body or " ", {}))
+        workers = Workers(fault_env(settings))
+        await workers.start(1)
+
+        async def all_lettered() -> bool:
+            rows = await store.fetch(
+                "SELECT count(DISTINCT message_id) AS n FROM dead_letters"
+                " WHERE message_id = ANY(%s)",
+                (ids,),
+            )
+            return int(rows[0]["n"]) == len(ids)
+
+        try:
+            await until(all_lettered, within=120)
+        except TimeoutError:
+            found = await store.fetch(
+                "SELECT DISTINCT message_id FROM dead_letters WHERE message_id = ANY(%s)", (ids,)
+            )
+            have = {r["message_id"] for r in found}
+            lost = [label for (label, _), mid in zip(corpus, ids, strict=True) if mid not in have]
+            await workers.stop()
+            errors = [line for line in LOGS[-1].splitlines() if "error" in line][-8:]
+            raise AssertionError(f"no dead-letter row for: {lost[:5]}; {errors}") from None
+        alive = workers.procs[0].returncode is None
+        codes = await workers.stop()
+        letters = await store.fetch(
+            "SELECT DISTINCT ON (message_id) message_id, error_code, error_message"
+            " FROM dead_letters WHERE message_id = ANY(%s) ORDER BY message_id, id",
+            (ids,),
+        )
+        # the producer side: an oversize message is refused before it is sent
+        big = json.dumps(
+            {"type": "content_validation", "userId": "h", "data": {"content": "x" * 300_000}}
+        )
+        oversize = Path(tempfile.mkdtemp()) / "oversize.jsonl"
+        oversize.write_text(big + "\n")
+        refused = fleet(["enqueue", "--file", str(oversize)], env_for(settings))
+        async with queue_for(settings) as queue:
+            dlq = await queue.total_depth(dlq=True)
+    TABLE.append(
+        {
+            "scenario": f"hostile corpus ({len(corpus)} bodies + 1 oversize)",
+            "sent": len(corpus),
+            "completed": 0,
+            "dead_lettered": len(letters),
+            "missing": len(corpus) - len(letters),
+            "duplicated": 0,
+            "ok": len(letters) == len(corpus),
+        }
+    )
+    assert alive and codes == [0]
+    assert len(letters) == len(corpus) and dlq.visible == len(corpus)
+    assert all(row["error_code"] not in ("", "unknown") and row["error_message"] for row in letters)
+    assert refused.returncode == 1 and "over the queue's limit" in refused.stderr
+
+
+def test_no_secret_in_any_log_line_and_the_audit_table() -> None:
+    assert LOGS, "the scenarios above ran no worker"
+    secrets = [API_KEY, DB_PASSWORD]
+    leaked = [s for s in secrets for log in LOGS if s in log]
+    lines = sum(log.count("\n") for log in LOGS)
+    TABLE.append(
+        {
+            "scenario": f"secrets in {lines} log lines",
+            "sent": 0,
+            "completed": 0,
+            "dead_lettered": 0,
+            "missing": 0,
+            "duplicated": 0,
+            "ok": not leaked,
+        }
+    )
+    header = f"{'scenario':48} {'sent':>5} {'done':>5} {'dlq':>5} {'miss':>5} {'dup':>5}  ok"
+    print("\n" + header)
+    for row in TABLE:
+        print(
+            f"{row['scenario'][:48]:48} {row['sent']:>5} {row['completed']:>5} "
+            f"{row['dead_lettered']:>5} {row['missing']:>5} {row['duplicated']:>5}  "
+            f"{'yes' if row['ok'] else 'NO'}"
+        )
+    report = os.environ.get("FLEET_FAULT_REPORT")
+    if report:
+        with open(report, "w", encoding="utf-8") as handle:
+            json.dump(TABLE, handle, indent=2)
+    assert not leaked
+    assert all(row["ok"] for row in TABLE)
