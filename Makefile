@@ -41,6 +41,9 @@ faults: install
 	FLEET_FAULT_SIZE=200 FLEET_FAULT_OUTAGE=30 FLEET_FAULT_REPORT=bench/faults.json \
 		$(BIN)/pytest tests/test_faults.py -s -p no:randomly -q
 
+bench: install
+	$(BIN)/fleet bench --out bench/report.json --chart bench/report.png
+
 schema: $(BIN)/.installed
 	$(BIN)/fleet schema --out docs/contract.schema.json
 

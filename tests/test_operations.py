@@ -367,7 +367,7 @@ async def test_costs_and_top(make_settings: Factory) -> None:
     )
     await drain(settings)
     env = env_for(settings)
-    result = fleet(["costs", "--since", "1h", "--json"], env)
+    result = fleet(["costs", "--since", "1h", "--user", "cost-user", "--json"], env)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert set(report["groups"]) == {"user", "provider", "intent", "day"}

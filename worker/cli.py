@@ -370,6 +370,33 @@ def demo(as_json: bool, verbose: bool) -> None:
     _print_summary(summary)
 
 
+@main.command()
+@click.option("--quick", is_flag=True, help="Smaller runs (about 2 minutes).")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("bench/report.json"),
+    show_default=True,
+)
+@click.option(
+    "--chart",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("bench/report.png"),
+    show_default=True,
+)
+@friendly
+def bench(quick: bool, out: Path, chart: Path) -> None:
+    """Benchmark the fleet against a bare SQS loop on the local stack; write a report."""
+    from worker.local.bench import run_bench, write
+    from worker.local.demo import local_stack
+
+    with local_stack() as urls:
+        report = _run(run_bench(urls, quick=quick, log=lambda line: errors.print(line)))
+    write(report, out, chart)
+    console.print_json(json.dumps(report["summary"]))
+    console.print(f"wrote {out} and {chart}")
+
+
 def _print_summary(summary: dict[str, Any]) -> None:
     console.print(
         f"[bold]demo finished in {summary['elapsed_s']} s[/]: enqueued {summary['enqueued']}, "

@@ -25,9 +25,10 @@ __all__ = ["costs", "top"]
     multiple=True,
     help="Group by these (repeat); default: each on its own table.",
 )
+@click.option("--user", help="Only this creator's calls.")
 @click.option("--json", "as_json", is_flag=True)
 @friendly
-def costs(since: str, by: tuple[str, ...], as_json: bool) -> None:
+def costs(since: str, by: tuple[str, ...], user: str | None, as_json: bool) -> None:
     """LLM cost from Postgres by user, provider, intent and day."""
     seconds = parse_duration(since, "--since") or 0
     start = datetime.now(UTC) - timedelta(seconds=seconds)
@@ -35,7 +36,7 @@ def costs(since: str, by: tuple[str, ...], as_json: bool) -> None:
 
     async def go() -> dict[str, Any]:
         async with Store(settings.require_database_url()) as store:
-            return await cost_report(store, start, list(by) or None)
+            return await cost_report(store, start, list(by) or None, user=user)
 
     report = run_async(go())
     if as_json:

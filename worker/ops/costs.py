@@ -19,13 +19,19 @@ GROUPS = {
 
 
 async def cost_report(
-    store: Store, since: datetime, by: list[str] | None = None, limit: int = 50
+    store: Store,
+    since: datetime,
+    by: list[str] | None = None,
+    limit: int = 50,
+    user: str | None = None,
 ) -> dict[str, Any]:
     """Totals since ``since`` and tables grouped by each of ``by`` (or one table by all)."""
+    where = "created_at >= %s" + (" AND user_id = %s" if user else "")
+    params: tuple[Any, ...] = (since, user) if user else (since,)
     total = await store.fetch(
         "SELECT count(*) AS calls, coalesce(sum(cost_usd), 0) AS usd,"
-        " count(*) FILTER (WHERE cache_hit) AS hits FROM llm_calls WHERE created_at >= %s",
-        (since,),
+        f" count(*) FILTER (WHERE cache_hit) AS hits FROM llm_calls WHERE {where}",
+        params,
     )
     tables = {name: [name] for name in GROUPS} if not by else {"+".join(by): list(by)}
     groups: dict[str, list[dict[str, Any]]] = {}
@@ -35,9 +41,9 @@ async def cost_report(
         rows = await store.fetch(
             f"SELECT {columns}, count(*) AS calls,"
             " sum(prompt_tokens + completion_tokens) AS tokens, sum(cost_usd) AS usd"
-            f" FROM llm_calls WHERE created_at >= %s GROUP BY {positions}"
+            f" FROM llm_calls WHERE {where} GROUP BY {positions}"
             " ORDER BY usd DESC NULLS LAST LIMIT %s",
-            (since, limit),
+            (*params, limit),
         )
         groups[title] = [
             {

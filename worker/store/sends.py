@@ -21,6 +21,10 @@ from worker.store.repository import Store
 __all__ = ["Delivery", "ScheduledSend", "SendLedger"]
 
 EARLY_TOLERANCE = 0.25  # seconds: a message due this soon is sent now
+# Stamps are taken just before the gateway call; the call itself can be delayed by a busy
+# event loop. Two stamps of a pair are kept this much further apart than the spacing, so
+# such jitter never brings two arrivals at the gateway closer than the spacing.
+GUARD_MARGIN = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,11 +160,11 @@ class SendLedger:
     async def _acquire_pair(conn: Any, pair_key: str, send_id: int, spacing: float) -> float:
         stamped = await (
             await conn.execute(
-                "UPDATE send_pairs SET last_sent_at = now(), last_send_id = %(id)s"
+                "UPDATE send_pairs SET last_sent_at = clock_timestamp(), last_send_id = %(id)s"
                 " WHERE pair_key = %(pair)s AND (last_sent_at IS NULL OR last_send_id = %(id)s"
-                "   OR last_sent_at <= now() - make_interval(secs => %(spacing)s))"
+                "   OR last_sent_at <= clock_timestamp() - make_interval(secs => %(spacing)s))"
                 " RETURNING pair_key",
-                {"id": send_id, "pair": pair_key, "spacing": spacing},
+                {"id": send_id, "pair": pair_key, "spacing": spacing + GUARD_MARGIN},
             )
         ).fetchone()
         if stamped is not None:
@@ -168,9 +172,9 @@ class SendLedger:
         left = await (
             await conn.execute(
                 "SELECT GREATEST(0.05, EXTRACT(EPOCH FROM last_sent_at"
-                " + make_interval(secs => %s) - now()))::float AS left"
+                " + make_interval(secs => %s) - clock_timestamp()))::float AS left"
                 " FROM send_pairs WHERE pair_key = %s",
-                (spacing, pair_key),
+                (spacing + GUARD_MARGIN, pair_key),
             )
         ).fetchone()
         return float(left["left"]) if left else spacing

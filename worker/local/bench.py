@@ -1,0 +1,333 @@
+"""`fleet bench`: throughput and cost of the fleet against the queue's own ceiling.
+
+Scenarios (all on the local stack, queues pre-filled):
+
+* ceiling   a bare aioboto3 loop: receive 10 + DeleteMessageBatch, same pollers;
+* overhead  `fleet run` with an instant provider (latency 0), Postgres writes on;
+* seed      provider latency lognormal P50 1.2 s / P95 3.5 s / P99 8.2 s at
+            concurrency 64, 256 and 512 (one process);
+* scale     the overhead scenario with 1 and 2 processes.
+
+Every scenario reports CPU seconds per 1,000 messages of its own processes;
+that figure does not depend on the queue server's speed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from worker.aws import aws_client
+from worker.config import Settings
+from worker.contract import Envelope, Intent, encode_envelope, message_attributes
+from worker.local.demo import DEMO_KEY, StackUrls, demo_settings
+from worker.local.fake_llm import FakeConfig, Latency
+from worker.queue import QueueClient, QueueSpec, create_queues
+from worker.store import Store, migrate
+
+__all__ = ["Result", "run_bench"]
+
+SEED_LATENCY = Latency(1200, 3500, 8200)
+
+
+@dataclass
+class Result:
+    scenario: str
+    messages: int
+    seconds: float
+    per_second: float
+    cpu_seconds_per_1000: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def _fill(settings: Settings, count: int, latency_tag: str = "") -> dict[str, float]:
+    """Enqueue ``count`` intents (batches of 10, 8 at once); return send times by workflow."""
+    sent: dict[str, float] = {}
+    async with QueueClient.from_settings(settings) as queue:
+        gate = asyncio.Semaphore(8)
+
+        async def batch(start: int) -> None:
+            items, ids = [], []
+            for i in range(start, min(count, start + 10)):
+                env = Envelope.wrap(
+                    Intent.model_validate(
+                        {
+                            "type": "message_generation",
+                            "userId": f"bench-{i % 20}",
+                            "data": {"context": f"{latency_tag}bench {i}", "cache": False},
+                        }
+                    )
+                )
+                items.append(
+                    (encode_envelope(env, settings.max_message_bytes), message_attributes(env))
+                )
+                ids.append(str(env.workflow_id))
+            async with gate:
+                await queue.send_batch(items)
+            now = time.time()
+            sent.update(dict.fromkeys(ids, now))
+
+        await asyncio.gather(*(batch(i) for i in range(0, count, 10)))
+    return sent
+
+
+async def _fresh_queue(urls: StackUrls, **overrides: Any) -> Settings:
+    settings = demo_settings(
+        urls,
+        log_level="WARNING",
+        queue_name=f"bench-{uuid.uuid4().hex[:8]}",
+        cloudwatch_enabled=False,
+        user_share=1.0,
+        cache_ttl=0,
+        **overrides,
+    )
+    await create_queues(
+        QueueSpec.from_settings(settings),
+        endpoint=settings.sqs_endpoint_url,
+        region=settings.aws_region,
+    )
+    return settings
+
+
+async def ceiling(urls: StackUrls, count: int, pollers: int) -> Result:
+    settings = await _fresh_queue(urls)
+    await _fill(settings, count)
+    done = 0
+    cpu0, started = time.process_time(), time.monotonic()
+    async with aws_client(
+        "sqs", settings.sqs_endpoint_url, settings.aws_region, pool=pollers * 2 + 4
+    ) as sqs:
+        url = (await sqs.get_queue_url(QueueName=settings.queue_name))["QueueUrl"]
+
+        async def loop() -> None:
+            nonlocal done
+            empty = 0
+            while done < count and empty < 3:
+                got = (
+                    await sqs.receive_message(
+                        QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+                    )
+                ).get("Messages", [])
+                if not got:
+                    empty += 1
+                    continue
+                empty = 0
+                await sqs.delete_message_batch(
+                    QueueUrl=url,
+                    Entries=[
+                        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                        for i, m in enumerate(got)
+                    ],
+                )
+                done += len(got)
+
+        await asyncio.gather(*(loop() for _ in range(pollers)))
+    seconds = time.monotonic() - started
+    cpu = time.process_time() - cpu0
+    return Result(
+        "ceiling (bare aioboto3 loop)",
+        done,
+        seconds,
+        done / seconds,
+        cpu / done * 1000,
+        {"pollers": pollers},
+    )
+
+
+async def fleet_run(
+    urls: StackUrls,
+    name: str,
+    count: int,
+    *,
+    processes: int = 1,
+    concurrency: int = 64,
+    pollers: int = 4,
+    latency: Latency | None = None,
+    on_fake: Callable[[FakeConfig], None] | None = None,
+) -> Result:
+    settings = await _fresh_queue(urls, concurrency=concurrency, pollers=pollers)
+    urls.fake.config = FakeConfig(latency=latency)
+    sent = await _fill(settings, count)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLEET_", "AWS_"))}
+    env.update(
+        {
+            "AWS_ENDPOINT_URL_SQS": str(settings.sqs_endpoint_url),
+            "DATABASE_URL": settings.require_database_url(),
+            "OPENAI_BASE_URL": urls.openai_base_url,
+            "OPENAI_API_KEY": DEMO_KEY,
+            "FLEET_QUEUE_NAME": settings.queue_name,
+            "FLEET_CONCURRENCY": str(concurrency),
+            "FLEET_POLLERS": str(pollers),
+            "FLEET_LOG_LEVEL": "WARNING",
+            "FLEET_HEALTH_PORT": "0",
+            "FLEET_CLOUDWATCH_ENABLED": "false",
+            "FLEET_CACHE_TTL": "0",
+            "FLEET_USER_SHARE": "1",
+            "FLEET_WAIT_SECONDS": "2",
+            "FLEET_VISIBILITY_TIMEOUT": "60",
+            "FLEET_HEARTBEAT_INTERVAL": "20",
+            "FLEET_LLM_RETRY_DELAYS": "0.05",
+        }
+    )
+    started = time.monotonic()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "worker.cli",
+        "run",
+        "--processes",
+        str(processes),
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    watched = psutil.Process(proc.pid)
+    peak_rss, cpu = 0, 0.0
+    ids = list(sent)
+    async with Store(settings.require_database_url()) as store:
+        while True:
+            family = [watched, *watched.children(recursive=True)]
+            rss, used = 0, 0.0
+            for p in family:
+                try:
+                    rss += p.memory_info().rss
+                    times = p.cpu_times()
+                    used += times.user + times.system
+                except psutil.Error:
+                    continue
+            peak_rss, cpu = max(peak_rss, rss), max(cpu, used)
+            rows = await store.fetch(
+                "SELECT count(*) AS n FROM workflows WHERE id = ANY(%s) AND status = 'completed'",
+                (ids,),
+            )
+            if int(rows[0]["n"]) >= count:
+                break
+            await asyncio.sleep(0.25)
+        seconds = time.monotonic() - started
+        rows = await store.fetch(
+            "SELECT w.id, EXTRACT(EPOCH FROM w.completed_at) AS done,"
+            " EXTRACT(EPOCH FROM w.completed_at - w.created_at) AS inside,"
+            " coalesce(sum(c.duration_ms), 0) / 1000.0 AS llm"
+            " FROM workflows w LEFT JOIN llm_calls c ON c.workflow_id = w.id"
+            " WHERE w.id = ANY(%s) GROUP BY w.id",
+            (ids,),
+        )
+    proc.terminate()
+    await proc.wait()
+    to_done = [float(r["done"]) - sent[r["id"]] for r in rows]
+    overhead = [max(0.0, float(r["inside"]) - float(r["llm"])) for r in rows]
+    return Result(
+        name,
+        count,
+        seconds,
+        count / seconds,
+        cpu / count * 1000,
+        {
+            "processes": processes,
+            "concurrency": concurrency,
+            "enqueue_to_done_p50_s": round(_pct(to_done, 0.5), 3),
+            "enqueue_to_done_p95_s": round(_pct(to_done, 0.95), 3),
+            "enqueue_to_done_p99_s": round(_pct(to_done, 0.99), 3),
+            "overhead_p50_ms": round(_pct(overhead, 0.5) * 1000, 1),
+            "overhead_p99_ms": round(_pct(overhead, 0.99) * 1000, 1),
+            "peak_rss_mb": round(peak_rss / 2**20, 1),
+        },
+    )
+
+
+async def run_bench(urls: StackUrls, *, quick: bool, log: Callable[[str], None]) -> dict[str, Any]:
+    await migrate(urls.database_url)
+    n = 600 if quick else 3000
+    results: list[Result] = []
+
+    async def step(coro: Any) -> None:
+        result = await coro
+        log(
+            f"{result.scenario}: {result.per_second:.0f} msg/s, "
+            f"{result.cpu_seconds_per_1000:.2f} CPU s/1000 {result.extra}"
+        )
+        results.append(result)
+
+    await step(ceiling(urls, n, pollers=4))
+    await step(fleet_run(urls, "overhead (instant provider), 1 process", n))
+    for concurrency in (64, 256) if quick else (64, 256, 512):
+        count = max(300, concurrency * (3 if quick else 6))
+        await step(
+            fleet_run(
+                urls,
+                f"seed latency, concurrency {concurrency}",
+                count,
+                concurrency=concurrency,
+                pollers=8,
+                latency=SEED_LATENCY,
+            )
+        )
+    await step(fleet_run(urls, "overhead (instant provider), 2 processes", n, processes=2))
+    ceiling_rate = results[0].per_second
+    ceiling_cpu = results[0].cpu_seconds_per_1000
+    overhead = results[1]
+    summary = {
+        "overhead_throughput_ratio": round(overhead.per_second / ceiling_rate, 3),
+        "overhead_cpu_ratio": round(overhead.cpu_seconds_per_1000 / ceiling_cpu, 2),
+        "targets": {
+            "overhead_ratio_min": 0.9,
+            "cpu_ratio_max": 4.0,
+            "seed_msgs_per_s_min": 200,
+            "seed_overhead_p99_ms_max": 50,
+            "seed_rss_mb_max_at_256": 200,
+        },
+    }
+    return {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": sys.version.split()[0],
+            "queue_server": "LocalStack 4.13.1 (host)",
+        },
+        "quick": quick,
+        "results": [asdict(r) for r in results],
+        "summary": summary,
+    }
+
+
+def chart(report: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    results = report["results"]
+    names = [r["scenario"].replace(", ", "\n") for r in results]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(14, 5))
+    left.barh(names, [r["per_second"] for r in results], color="#3b7dd8")
+    left.set_xlabel("messages / s")
+    left.invert_yaxis()
+    right.barh(names, [r["cpu_seconds_per_1000"] for r in results], color="#d8843b")
+    right.set_xlabel("CPU seconds per 1,000 messages (own processes)")
+    right.invert_yaxis()
+    right.set_yticklabels([])
+    fig.suptitle("Hybrid Orchestrator fleet vs the queue's ceiling (LocalStack, 2 cores)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def write(report: dict[str, Any], out: Path, png: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    chart(report, png)
