@@ -233,3 +233,18 @@ class LoggedProcess:
         text = self._log.read().decode(errors="replace")
         self._log.close()
         return int(self.proc.returncode or 0), text
+
+
+def provider_settings(openai: FakeLLM, azure: FakeLLM) -> dict[str, Any]:
+    """Settings for two fake providers with timeouts and retries compressed for tests."""
+    return {
+        "openai_base_url": openai.base_url,
+        "azure_openai_endpoint": azure.endpoint,
+        "azure_openai_api_key": API_KEY,
+        "azure_openai_deployment": "gpt-4o",
+        "openai_timeout": 0.5,
+        "azure_timeout": 0.5,
+        "llm_retry_delays": (0.01, 0.02, 0.05),
+        "retry_base_seconds": 0.5,
+        "retry_max_seconds": 2,
+    }

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import API_KEY, Factory, drain, envelope, send_bodies
+from tests.conftest import API_KEY, Factory, drain, envelope, provider_settings, send_bodies
 from worker.local import FakeConfig, FakeLLM
 from worker.local.fake_llm import FAULT_KINDS
 from worker.providers import PriceTable
@@ -68,18 +68,10 @@ async def test_every_workflow_completes_under_30_percent_faults(
         ) as azure,
     ):
         settings = await make_settings(
-            openai_base_url=openai.base_url,
-            azure_openai_endpoint=azure.endpoint,
-            azure_openai_api_key=API_KEY,
-            azure_openai_deployment="gpt-4o",
-            openai_timeout=0.5,
-            azure_timeout=0.5,
-            llm_retry_delays=(0.01, 0.02, 0.05),
+            **provider_settings(openai, azure),
             concurrency=64,
             pollers=4,
             max_receives=8,
-            retry_base_seconds=0.5,
-            retry_max_seconds=2,
             breaker_cooldown=0.5,
             cache_ttl=600,
             visibility_timeout=20,

@@ -25,7 +25,15 @@ from typing import Any
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from tests.conftest import API_KEY, Factory, LoggedProcess, envelope, queue_for, send_bodies
+from tests.conftest import (
+    API_KEY,
+    Factory,
+    LoggedProcess,
+    envelope,
+    provider_settings,
+    queue_for,
+    send_bodies,
+)
 from tests.test_cli import env_for, fleet
 from worker.config import Settings
 from worker.contract import Envelope
@@ -299,18 +307,10 @@ async def test_provider_faults_then_a_dead_provider(make_settings: Factory, stor
         ) as azure,
     ):
         settings = await make_settings(
+            **provider_settings(openai, azure),
             send_gateway_url=gateway.endpoint,
-            openai_base_url=openai.base_url,
-            azure_openai_endpoint=azure.endpoint,
-            azure_openai_api_key=API_KEY,
-            azure_openai_deployment="gpt-4o",
-            openai_timeout=0.5,
-            azure_timeout=0.5,
-            llm_retry_delays=(0.01, 0.02, 0.05),
             concurrency=16,
             max_receives=10,
-            retry_base_seconds=0.5,
-            retry_max_seconds=2,
             breaker_cooldown=5,
         )
         env = fault_env(settings, AZURE_OPENAI_API_KEY=API_KEY)
