@@ -356,13 +356,8 @@ class Processor:
     async def requeue_later(self, message: Received, delay: int) -> Outcome:
         """Fairness: not now; a delayed copy goes to the back of the lane, then the original
         is deleted (receive counts do not climb; nothing is lost if we die in between)."""
-        attributes = attributes_of(message)
-        if not await self._quiet(
-            self._queue.send(message.body, attributes, delay=delay, lane=message.lane)
-        ):
-            await self._quiet(self._queue.set_visibility(message, delay))
+        if not await self._replace_with_delayed_copy(message, delay):
             return "deferred"
-        await self._ack(message)
         self.counts["requeued"] += 1
         return "requeued"
 
@@ -370,18 +365,26 @@ class Processor:
         """Due later: a delayed copy replaces the message (receive counts do not climb)."""
         delay = max(1, min(MAX_DELAY, math.ceil(seconds)))
         log.info("workflow_postponed", due_in_s=round(seconds, 2), delay_s=delay)
-        attributes = attributes_of(work.message)
         try:
             await self._store.release(work.ref, self._owner, status="waiting")
         except StoreUnavailable as exc:
             log.warning("lease_release_failed", error=str(exc))
-        if not await self._quiet(
-            self._queue.send(work.message.body, attributes, delay=delay, lane=work.message.lane)
-        ):
-            await self._quiet(self._queue.set_visibility(work.message, delay))
+        if not await self._replace_with_delayed_copy(work.message, delay):
             return "deferred"
-        await self._ack(work.message)
         return "postponed"
+
+    async def _replace_with_delayed_copy(self, message: Received, delay: int) -> bool:
+        """Send a copy due in ``delay`` s, then delete the original (its receive count does
+        not climb; dying in between leaves a duplicate, never a loss). If the copy cannot be
+        sent, hide the original for ``delay`` instead and say so (False)."""
+        copy = self._queue.send(
+            message.body, attributes_of(message), delay=delay, lane=message.lane
+        )
+        if not await self._quiet(copy):
+            await self._quiet(self._queue.set_visibility(message, delay))
+            return False
+        await self._ack(message)
+        return True
 
     def _buffer_costs(self, work: _Work, reason: str) -> None:
         """Spent is spent: the attempt's cost rows are kept until they can be written."""

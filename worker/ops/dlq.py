@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from worker.queue import QueueClient, Received
+from worker.queue import QueueClient, Received, attributes_of
 from worker.store import Store
 
 __all__ = ["DlqEntry", "DlqFilter", "DlqWorkbench", "ReplayResult"]
@@ -34,7 +34,7 @@ class DlqEntry:
 
     @property
     def source_id(self) -> str:
-        return self.message.attributes.get("sourceMessageId") or self.message.message_id
+        return self.message.identity
 
     @property
     def intent_type(self) -> str:
@@ -178,16 +178,15 @@ class DlqWorkbench:
         results = []
         for entry in entries:
             started = time.monotonic()
-            attrs = {
-                name: {"DataType": "String", "StringValue": value}
-                for name, value in entry.message.attributes.items()
-                if value and name not in ERROR_ATTRIBUTES and name != "replayCount"
+            attrs = {  # a copy of the original, without the DLQ's annotations
+                name: value
+                for name, value in attributes_of(entry.message).items()
+                if name not in ERROR_ATTRIBUTES and name != "replayCount"
             }
             attrs["replayCount"] = {
                 "DataType": "Number",
                 "StringValue": str(entry.replay_count + 1),
             }
-            attrs["sourceMessageId"] = {"DataType": "String", "StringValue": entry.source_id}
             new_id = await self._queue.send(entry.message.body, attrs, lane=entry.message.lane)
             await self._record(entry, new_id, "copy")
             await self._queue.dlq_delete(entry.message)
