@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import uuid
+from decimal import Decimal
 
 from tests.conftest import Factory, dlq_messages, drain, envelope, send_bodies
 from worker.local import FakeLLM
-from worker.store import Store
+from worker.store import CallRecord, Store, WorkflowRef
 
 
 async def calls_of(store: Store, workflow_id: str) -> list[dict]:
@@ -234,3 +235,51 @@ async def test_heartbeat_keeps_a_slow_handler_invisible(
     stats = await drain(settings)
     assert stats.received == 1 and stats.outcomes == {"completed": 1}
     assert len(await calls_of(store, str(env.workflow_id))) == 1
+
+
+async def test_complete_writes_result_and_costs_and_survives_a_refused_cost_row(
+    store: Store,
+) -> None:
+    """The one-statement completion, and its fallback when the database refuses a cost row."""
+
+    def call(source: str) -> CallRecord:
+        return CallRecord(
+            provider="openai",
+            model="gpt-4o-mini",
+            prompt_tokens=12,
+            completion_tokens=34,
+            usage_source=source,  # type: ignore[arg-type]
+            cost_usd=Decimal("0.00001234"),
+            price_version="test",
+            duration_ms=5,
+            attempt=1,
+            outcome="ok",
+        )
+
+    async def run(calls: list[CallRecord]) -> tuple[str, tuple[bool, bool]]:
+        ref = WorkflowRef(str(uuid.uuid4()), "message_generation", "u-store", "normal", "t-1")
+        assert (await store.claim(ref, "owner-1", 30)).outcome == "claimed"
+        return ref.id, await store.complete(ref, "owner-1", {"ok": True}, "openai", calls, 2)
+
+    good, outcome = await run([call("api"), call("estimated")])
+    assert outcome == (True, True)
+    rows = await calls_of(store, good)
+    assert [(r["usage_source"], r["receive_count"], r["cost_usd"]) for r in rows] == [
+        ("api", 2, Decimal("0.00001234")),
+        ("estimated", 2, Decimal("0.00001234")),
+    ]
+    again = await store.complete(
+        WorkflowRef(good, "message_generation", "u-store", "normal", "t-1"),
+        "owner-1",
+        {"ok": True},
+        "openai",
+        [],
+        3,
+    )
+    assert again == (False, True)  # completed once only
+
+    refused, outcome = await run([call("api"), call("bogus")])  # violates the CHECK
+    assert outcome == (True, False)  # the result is saved; the caller buffers the costs
+    assert await calls_of(store, refused) == []
+    status = await store.fetch("SELECT status, result FROM workflows WHERE id = %s", (refused,))
+    assert status == [{"status": "completed", "result": {"ok": True}}]

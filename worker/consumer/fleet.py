@@ -35,6 +35,7 @@ __all__ = ["Capacity", "Fleet", "FleetStats"]
 
 log = structlog.get_logger("worker.fleet")
 PRIORITY_RECHECK_SECONDS = 2
+PRIORITY_EMPTY_SECONDS = 1.0
 
 
 class Capacity:
@@ -94,6 +95,7 @@ class Fleet:
         self._tasks: set[asyncio.Task[object]] = set()
         self._stopping = asyncio.Event()
         self._fatal: BaseException | None = None
+        self._priority_quiet_until = 0.0
         self.stats = FleetStats()
 
     @property
@@ -199,16 +201,22 @@ class Fleet:
         With probability FLEET_PRIORITY_WEIGHT the priority lane is asked first;
         otherwise the standard one, so a priority flood cannot starve it. The
         second ask long-polls, capped so the priority lane is looked at again soon.
+        A priority lane found empty is not asked first again for a second: the
+        empty short polls would otherwise double the calls on the queue server.
         """
         if not self._queue.has_priority:
             return await self._queue.receive(count, self._settings.wait_seconds)
-        first: LaneName = (
-            "priority" if random.random() < self._settings.priority_weight else ("standard")
+        ask_priority = (
+            random.random() < self._settings.priority_weight
+            and time.monotonic() >= self._priority_quiet_until
         )
+        first: LaneName = "priority" if ask_priority else "standard"
         second: LaneName = "standard" if first == "priority" else "priority"
         messages = await self._queue.receive(count, 0, first)
         if messages:
             return messages
+        if first == "priority":
+            self._priority_quiet_until = time.monotonic() + PRIORITY_EMPTY_SECONDS
         wait = min(self._settings.wait_seconds, PRIORITY_RECHECK_SECONDS)
         return await self._queue.receive(count, wait, second)
 

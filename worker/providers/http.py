@@ -8,6 +8,7 @@ URL, authentication and a few request fields (Azure's 2024-10-21 GA API takes
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -19,6 +20,7 @@ from worker.errors import (
     ProviderServerError,
     ProviderTimeout,
 )
+from worker.http import NETWORK_ERRORS, pooled_client
 from worker.providers.base import ChatRequest, ChatResponse
 from worker.providers.taxonomy import classify
 
@@ -38,12 +40,8 @@ class HttpChatClient:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.timeout = timeout
-        self._client = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"),
-            headers=headers,
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-            limits=httpx.Limits(max_connections=512, max_keepalive_connections=128),
-            transport=transport,
+        self._client = pooled_client(
+            base_url, headers, timeout=timeout, connect=10.0, connections=512, transport=transport
         )
 
     async def close(self) -> None:
@@ -62,20 +60,18 @@ class HttpChatClient:
         return body
 
     async def complete(self, request: ChatRequest, time_limit: float | None = None) -> ChatResponse:
-        per_call: Any = (
-            httpx.Timeout(time_limit, connect=min(time_limit, 10.0))
-            if time_limit
-            else httpx.USE_CLIENT_DEFAULT
-        )
+        """One call, bounded as a whole (not per read) by ``time_limit`` or the client's."""
+        limit = time_limit or self.timeout
         try:
-            response = await self._client.post(
-                self._path(request),
-                json=self._body(request),
-                timeout=per_call,
-            )
-        except httpx.TimeoutException as exc:
+            async with asyncio.timeout(limit):
+                response = await self._client.post(
+                    self._path(request),
+                    json=self._body(request),
+                    timeout=httpx.Timeout(limit, connect=min(limit, 10.0)),
+                )
+        except (httpx.TimeoutException, TimeoutError) as exc:
             raise ProviderTimeout(f"{self.name}: timed out ({type(exc).__name__})") from exc
-        except httpx.TransportError as exc:
+        except NETWORK_ERRORS as exc:
             raise ProviderNetworkError(f"{self.name}: {type(exc).__name__}") from exc
         try:
             body = response.json()

@@ -30,6 +30,9 @@ __all__ = ["LaneName", "QueueClient", "QueueDepth", "Received", "attributes_of",
 Attributes = dict[str, dict[str, str]]
 LaneName = Literal["standard", "priority"]
 PRIORITY_LEVELS = frozenset({"critical", "high"})
+# Deletes and visibility changes wait this long to fill a batch of 10: at 200 msg/s a
+# 5 ms wait sent batches of 4, and every call costs the queue server (and AWS bills it).
+BATCH_LINGER = 0.05
 log = structlog.get_logger("worker.queue")
 
 
@@ -207,8 +210,8 @@ class QueueClient:
             url,
             dlq_url,
             receives,
-            Batcher(delete_batch),
-            Batcher(visibility_batch),
+            Batcher(delete_batch, linger=BATCH_LINGER),
+            Batcher(visibility_batch, linger=BATCH_LINGER),
         )
 
     async def close(self) -> None:

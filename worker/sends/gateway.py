@@ -17,6 +17,7 @@ from worker.errors import (
     ProviderTimeout,
     WorkerError,
 )
+from worker.http import NETWORK_ERRORS, pooled_client
 from worker.providers.headers import retry_after_seconds
 
 __all__ = ["GatewayClient"]
@@ -32,12 +33,8 @@ class GatewayClient:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._client = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"),
-            headers=headers,
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
-            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
-            transport=transport,
+        self._client = pooled_client(
+            base_url, headers, timeout=timeout, connect=5.0, connections=256, transport=transport
         )
 
     async def close(self) -> None:
@@ -53,7 +50,7 @@ class GatewayClient:
             )
         except httpx.TimeoutException as exc:
             raise ProviderTimeout(f"gateway: timed out ({type(exc).__name__})") from exc
-        except httpx.TransportError as exc:
+        except NETWORK_ERRORS as exc:
             raise ProviderNetworkError(f"gateway: {type(exc).__name__}") from exc
         if response.is_success:
             try:

@@ -43,6 +43,48 @@ INSERT INTO llm_calls (workflow_id, user_id, intent_type, provider, model, promp
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 """
 
+_CALL_COLUMNS = """provider text, model text, prompt_tokens integer, completion_tokens integer,
+    usage_source text, cost_usd numeric, price_version text, duration_ms integer,
+    attempt integer, cache_hit boolean, outcome text, error_code text"""
+
+# The hot path: status, result and every cost row in one statement (one round trip).
+_COMPLETE = f"""
+WITH done AS (
+    UPDATE workflows SET status = 'completed', result = %(result)s, provider = %(provider)s,
+           error_code = NULL, error_message = NULL, lease_owner = NULL, lease_until = NULL,
+           completed_at = now(), updated_at = now()
+     WHERE id = %(id)s AND status <> 'completed'
+    RETURNING 1
+), costs AS (
+    INSERT INTO llm_calls (workflow_id, user_id, intent_type, provider, model, prompt_tokens,
+                           completion_tokens, usage_source, cost_usd, price_version, duration_ms,
+                           attempt, receive_count, cache_hit, outcome, error_code, trace_id)
+    SELECT %(id)s, %(user_id)s, %(type)s, c.provider, c.model, c.prompt_tokens,
+           c.completion_tokens, c.usage_source, c.cost_usd, c.price_version, c.duration_ms,
+           c.attempt, %(receive_count)s, c.cache_hit, c.outcome, c.error_code, %(trace_id)s
+      FROM jsonb_to_recordset(%(calls)s) AS c({_CALL_COLUMNS})
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM done) AS completed
+"""
+
+
+def _call_json(call: CallRecord) -> dict[str, Any]:
+    return {
+        "provider": call.provider,
+        "model": call.model,
+        "prompt_tokens": call.prompt_tokens,
+        "completion_tokens": call.completion_tokens,
+        "usage_source": call.usage_source,
+        "cost_usd": str(call.cost_usd),
+        "price_version": call.price_version,
+        "duration_ms": call.duration_ms,
+        "attempt": call.attempt,
+        "cache_hit": call.cache_hit,
+        "outcome": call.outcome,
+        "error_code": call.error_code,
+    }
+
 
 def pg_text(value: str, limit: int | None = None) -> str:
     """Text PostgreSQL accepts: no NUL bytes, no lone surrogates (hostile input has both)."""
@@ -164,9 +206,32 @@ class Store:
     ) -> tuple[bool, bool]:
         """Result, cost rows and status in one transaction.
 
-        Returns (completed now, cost rows written). Cost rows sit in a savepoint:
-        if only they fail, the result still commits and the caller buffers them.
+        Returns (completed now, cost rows written). One statement (one round trip)
+        does it all; if the database refuses it, the result is written again with
+        the cost rows in a savepoint, so that if only they fail the result still
+        commits and the caller buffers them.
         """
+        async with self._conn() as conn:
+            try:
+                cur = await conn.execute(
+                    _COMPLETE,
+                    {
+                        "id": ref.id,
+                        "user_id": ref.user_id,
+                        "type": ref.type,
+                        "trace_id": ref.trace_id,
+                        "receive_count": receive_count,
+                        "result": Jsonb(pg_json(result)),
+                        "provider": provider,
+                        "calls": Jsonb(pg_json([_call_json(c) for c in calls])),
+                    },
+                )
+                row = await cur.fetchone()
+                return bool(row and row["completed"]), True
+            except psycopg.OperationalError:
+                raise
+            except psycopg.Error:  # a cost row the database refused: the careful way below
+                pass
         async with self._conn() as conn, conn.transaction():
             cur = await conn.execute(
                 "UPDATE workflows SET status = 'completed', result = %s, provider = %s,"
