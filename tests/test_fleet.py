@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from decimal import Decimal
@@ -283,3 +284,42 @@ async def test_complete_writes_result_and_costs_and_survives_a_refused_cost_row(
     assert await calls_of(store, refused) == []
     status = await store.fetch("SELECT status, result FROM workflows WHERE id = %s", (refused,))
     assert status == [{"status": "completed", "result": {"ok": True}}]
+
+
+async def test_group_commit_gives_each_workflow_its_own_outcome(store: Store) -> None:
+    """Claims and completions made together share statements, not outcomes."""
+    refs = [
+        WorkflowRef(str(uuid.uuid4()), "message_generation", f"u-g{i}", "normal", f"t-{i}")
+        for i in range(30)
+    ]
+    call = CallRecord("openai", "gpt-4o-mini", 1, 2, "api", Decimal("0.001"), "v", 3, 1, "ok")
+    assert (await store.claim(refs[0], "other", 30)).outcome == "claimed"
+    await store.complete(refs[0], "other", {"n": 0}, "openai", [call], 1)
+    assert (await store.claim(refs[1], "other", 30)).outcome == "claimed"
+
+    claims = await asyncio.gather(*(store.claim(r, "me", 30) for r in [*refs, refs[5]]))
+    assert claims[0].outcome == "completed"
+    assert claims[1].outcome == "held" and claims[1].seconds_left > 20
+    assert [c.outcome for c in claims[2:30]] == ["claimed"] * 28
+    assert claims[30].outcome == "held"  # the same workflow twice: only one runs it
+
+    done = await asyncio.gather(
+        *(
+            store.complete(r, "me", {"n": i}, "openai", [call], 1)
+            for i, r in enumerate(refs)
+            if i != 1  # held by another worker: not ours to complete
+        )
+    )
+    assert done[0] == (False, True)  # completed before: not again (its cost is still kept)
+    assert all(d == (True, True) for d in done[1:])
+    rows = await store.fetch(
+        "SELECT id, result FROM workflows WHERE id = ANY(%s) AND status = 'completed'",
+        ([r.id for r in refs],),
+    )
+    assert {r["id"]: r["result"]["n"] for r in rows} == {
+        r.id: i for i, r in enumerate(refs) if i != 1
+    } | {refs[0].id: 0}
+    costs = await store.fetch(
+        "SELECT count(*) AS n FROM llm_calls WHERE workflow_id = ANY(%s)", ([r.id for r in refs],)
+    )
+    assert costs[0]["n"] == 30

@@ -8,6 +8,7 @@ import httpx
 import pytest
 import structlog
 
+from worker.batcher import Batcher
 from worker.consumer import Capacity, retry_delay
 from worker.errors import (
     PermanentError,
@@ -19,7 +20,6 @@ from worker.errors import (
 )
 from worker.observability.logging import add_secrets, sanitize
 from worker.providers import classify, cost_usd, price_for, retry_after_seconds
-from worker.queue import Batcher
 
 
 def test_retry_delay_grows_and_is_capped() -> None:
@@ -110,7 +110,7 @@ async def test_batcher_groups_and_reports_per_entry_failures() -> None:
         calls.append(items)
         return [ValueError("odd") if i % 2 else None for i in items]
 
-    batcher: Batcher[int] = Batcher(flush, size=10, linger=0.01)
+    batcher: Batcher[int, None] = Batcher(flush, size=10, linger=0.01)
     results = await asyncio.gather(*(batcher.submit(i) for i in range(25)), return_exceptions=True)
     assert [len(c) for c in calls] == [10, 10, 5]
     assert [isinstance(r, ValueError) for r in results] == [i % 2 == 1 for i in range(25)]
@@ -126,6 +126,22 @@ async def test_capacity_blocks_when_full() -> None:
     assert await asyncio.wait_for(waiter, 1) == 2
 
 
+async def test_capacity_lingers_for_a_full_batch_when_saturated() -> None:
+    capacity = Capacity(20)
+    assert await capacity.take(10) == 10
+    assert await capacity.take(10) == 10
+    waiter = asyncio.create_task(capacity.take(10, linger=0.2))
+    capacity.give(1)
+    await asyncio.sleep(0.05)
+    assert not waiter.done()  # one free slot is not worth a receive yet
+    capacity.give(9)
+    assert await asyncio.wait_for(waiter, 1) == 10  # a full batch at once
+    trickle = asyncio.create_task(capacity.take(10, linger=0.1))
+    capacity.give(3)
+    assert await asyncio.wait_for(trickle, 1) == 3  # after the linger, what there is
+    assert capacity.in_use == 20
+
+
 def test_user_of_never_raises_on_hostile_bodies() -> None:
     from worker.consumer.fairness import user_of
     from worker.queue import Received
@@ -138,3 +154,21 @@ def test_user_of_never_raises_on_hostile_bodies() -> None:
     assert user_of(msg('{"intent": {"userId": "u1"}}')) == "u1"
     assert user_of(msg('{"userId": 5}')) == ""
     assert user_of(msg("{}", userId="from-attr")) == "from-attr"
+
+
+async def test_batcher_group_commit_sends_what_arrived_meanwhile_together() -> None:
+    calls: list[list[int]] = []
+
+    async def flush(items: list[int]) -> list[object]:
+        calls.append(items)
+        await asyncio.sleep(0.02)
+        return [ValueError("bad") if i == 7 else i * 10 for i in items]
+
+    batcher: Batcher[int, int] = Batcher(flush, size=100, parallel=1)
+    first = [asyncio.create_task(batcher.submit(i)) for i in range(5)]
+    await asyncio.sleep(0.005)  # the first batch is in flight now
+    later = [asyncio.create_task(batcher.submit(i)) for i in range(5, 12)]
+    results = await asyncio.gather(*first, *later, return_exceptions=True)
+    assert calls == [list(range(5)), list(range(5, 12))]  # no timer: two round trips
+    assert results[:7] == [0, 10, 20, 30, 40, 50, 60] and isinstance(results[7], ValueError)
+    await batcher.drain()

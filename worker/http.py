@@ -1,37 +1,123 @@
-"""One way to build the pooled HTTP client the providers and the send gateway use.
+"""JSON over HTTP POST for the providers and the send gateway.
 
-The API is httpx's (tests swap the transport for ``httpx.MockTransport``); the
-sockets are aiohttp's. httpcore's own pool scans every pooled connection on
-each request, which at 64+ requests in flight cost half the worker's CPU
-(measured with py-spy, docs/decisions.md); aiohttp's connector does not.
+Production posts with aiohttp: httpx's pool (httpcore) scans every pooled
+connection on each request, which at 64+ requests in flight was half the
+worker's CPU, and httpx's request model cost another tenth (py-spy, see
+docs/decisions.md). Unit tests hand in an ``httpx`` transport (usually
+``httpx.MockTransport``) instead, so they script replies without a server.
+Either way callers see one ``Reply`` and two errors: ``TimeoutError`` and
+``NetworkError``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
 import aiohttp
 import httpx
-from httpx_aiohttp import AiohttpTransport
 
-__all__ = ["NETWORK_ERRORS", "pooled_client"]
-
-# Raised by the transport when aiohttp meets something httpx has no name for.
-NETWORK_ERRORS = (httpx.TransportError, aiohttp.ClientError, ConnectionError)
+__all__ = ["JsonPoster", "NetworkError", "Reply"]
 
 
-def pooled_client(
-    base_url: str,
-    headers: dict[str, str],
-    *,
-    timeout: float,
-    connect: float,
-    connections: int,
-    transport: httpx.AsyncBaseTransport | None = None,
-) -> httpx.AsyncClient:
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    return httpx.AsyncClient(
-        base_url=base_url.rstrip("/"),
-        headers=headers,
-        timeout=httpx.Timeout(timeout, connect=min(timeout, connect)),
-        limits=limits,
-        transport=transport or AiohttpTransport(limits=limits, trust_env=False),
-    )
+class NetworkError(Exception):
+    """The request did not get an HTTP answer (refused, reset, DNS...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    @property
+    def is_success(self) -> bool:
+        return 200 <= self.status < 300
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        """The body as JSON (``ValueError`` when it is not)."""
+        return json.loads(self.body)
+
+
+class JsonPoster:
+    """A pooled client for one base URL; each ``post`` is bounded as a whole by its
+    ``time_limit`` (not per read, so a slow drip cannot hold a handler)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        headers: dict[str, str],
+        *,
+        connections: int,
+        connect_timeout: float,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._base = base_url.rstrip("/")
+        self._headers = {**headers, "Content-Type": "application/json"}
+        self._connections = connections
+        self._connect_timeout = connect_timeout
+        self._session: aiohttp.ClientSession | None = None
+        self._httpx = (
+            httpx.AsyncClient(base_url=self._base, headers=headers, transport=transport)
+            if transport is not None
+            else None
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+        if self._httpx is not None:
+            await self._httpx.aclose()
+
+    async def post(
+        self,
+        path: str,
+        body: Any,
+        *,
+        time_limit: float,
+        headers: Mapping[str, str] | None = None,
+    ) -> Reply:
+        if self._httpx is not None:
+            return await self._post_httpx(path, body, time_limit, headers)
+        if self._session is None:  # created inside the running loop, on first use
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._connections),
+                headers=self._headers,
+            )
+        payload = json.dumps(body).encode()
+        try:
+            async with asyncio.timeout(time_limit):
+                async with self._session.post(
+                    self._base + path,
+                    data=payload,
+                    headers=headers,
+                    timeout=aiohttp.ClientTimeout(sock_connect=self._connect_timeout),
+                ) as response:
+                    return Reply(response.status, response.headers, await response.read())
+        except TimeoutError:
+            raise
+        except (aiohttp.ClientError, OSError) as exc:
+            raise NetworkError(type(exc).__name__) from exc
+
+    async def _post_httpx(
+        self, path: str, body: Any, time_limit: float, headers: Mapping[str, str] | None
+    ) -> Reply:
+        assert self._httpx is not None
+        try:
+            async with asyncio.timeout(time_limit):
+                response = await self._httpx.post(
+                    path, json=body, headers=headers, timeout=httpx.Timeout(time_limit)
+                )
+        except httpx.TimeoutException as exc:
+            raise TimeoutError(type(exc).__name__) from exc
+        except httpx.TransportError as exc:
+            raise NetworkError(type(exc).__name__) from exc
+        return Reply(response.status_code, response.headers, response.content)

@@ -36,6 +36,7 @@ __all__ = ["Capacity", "Fleet", "FleetStats"]
 log = structlog.get_logger("worker.fleet")
 PRIORITY_RECHECK_SECONDS = 2
 PRIORITY_EMPTY_SECONDS = 1.0
+RECEIVE_LINGER = 0.1  # a saturated poller waits this long for a full batch of free slots
 
 
 class Capacity:
@@ -51,10 +52,28 @@ class Capacity:
     def in_use(self) -> int:
         return self.size - self._free
 
-    async def take(self, most: int) -> int:
-        while self._free == 0:
+    async def take(self, most: int, linger: float = 0.0) -> int:
+        """Up to ``most`` slots: at least one, waiting up to ``linger`` s for ``most``.
+
+        A saturated fleet frees slots one by one; without the linger every free
+        slot would be its own ReceiveMessage call (each one costs the queue
+        server, and AWS bills it), instead of one call per batch.
+        """
+        loop = asyncio.get_running_loop()
+        want = min(most, self.size)
+        deadline: float | None = None
+        while self._free < want:
+            if self._free and deadline is None:
+                deadline = loop.time() + linger
+            if deadline is not None and self._free and loop.time() >= deadline:
+                break
             self._room.clear()
-            await self._room.wait()
+            left = None if deadline is None or not self._free else deadline - loop.time()
+            try:
+                async with asyncio.timeout(left):
+                    await self._room.wait()
+            except TimeoutError:
+                continue
         granted = min(most, self._free)
         self._free -= granted
         return granted
@@ -165,7 +184,7 @@ class Fleet:
     async def _poll(self, number: int) -> None:
         failures = 0
         while not self._stopping.is_set():
-            granted = await self._capacity.take(self._settings.batch_size)
+            granted = await self._capacity.take(self._settings.batch_size, RECEIVE_LINGER)
             try:
                 messages = await self._receive(granted)
             except QueueUnavailable as exc:
@@ -249,6 +268,10 @@ class Fleet:
         )
 
     async def _drain(self) -> None:
+        await self._drain_handlers()
+        await self._processor.settle()
+
+    async def _drain_handlers(self) -> None:
         if not self._tasks:
             return
         _, pending = await asyncio.wait(set(self._tasks), timeout=self._settings.shutdown_grace)

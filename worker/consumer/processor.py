@@ -104,6 +104,7 @@ class Processor:
         self._metrics = metrics or Metrics()
         self.oldest_sent_ms = 0
         self.counts: Counter[str] = Counter()
+        self._acks: set[asyncio.Task[bool]] = set()
 
     @property
     def max_receives(self) -> int:
@@ -413,7 +414,16 @@ class Processor:
         return "deferred"
 
     async def _ack(self, message: Received) -> None:
-        await self._quiet(self._queue.delete(message))
+        """Delete, without holding the handler's slot while the delete batch fills: the
+        outcome is durable already, and a lost delete is a redelivery the ledger answers."""
+        task = asyncio.create_task(self._quiet(self._queue.delete(message)))
+        self._acks.add(task)
+        task.add_done_callback(self._acks.discard)
+
+    async def settle(self) -> None:
+        """Wait for the deletes still on their way (shutdown)."""
+        if self._acks:
+            await asyncio.gather(*self._acks, return_exceptions=True)
 
     async def _quiet(self, operation: Any) -> bool:
         """Queue bookkeeping that may fail: log it; SQS redelivers and the ledger dedups."""

@@ -3,10 +3,11 @@
 Scenarios (all on the local stack, queues pre-filled):
 
 * ceiling   a bare aioboto3 loop: receive 10 + DeleteMessageBatch, same pollers;
-* overhead  `fleet run` with an instant provider (latency 0), Postgres writes on;
+* overhead  `fleet run` with an instant provider (latency 0), Postgres writes on,
+            4 pollers like the bare loop, at the default 64 slots and at 128;
 * seed      provider latency lognormal P50 1.2 s / P95 3.5 s / P99 8.2 s at
             concurrency 64, 256 and 512 (one process);
-* scale     the overhead scenario with 1 and 2 processes.
+* scale     the overhead scenario (128 slots) with 1 and 2 processes.
 
 Every scenario reports CPU seconds per 1,000 messages of its own processes;
 that figure does not depend on the queue server's speed.
@@ -264,19 +265,23 @@ async def fleet_run(
 
 async def run_bench(urls: StackUrls, *, quick: bool, log: Callable[[str], None]) -> dict[str, Any]:
     await migrate(urls.database_url)
-    n = 600 if quick else 3000
+    n = 1000 if quick else 6000
     results: list[Result] = []
 
-    async def step(coro: Any) -> None:
-        result = await coro
+    async def step(coro: Any) -> Result:
+        result: Result = await coro
         log(
             f"{result.scenario}: {result.per_second:.0f} msg/s, "
             f"{result.cpu_seconds_per_1000:.2f} CPU s/1000 {result.extra}"
         )
         results.append(result)
+        return result
 
-    await step(ceiling(urls, n, pollers=4))
-    await step(fleet_run(urls, "overhead (instant provider), 1 process", n))
+    bare = await step(ceiling(urls, n, pollers=4))
+    await step(fleet_run(urls, "overhead (instant provider), default concurrency 64", n))
+    tuned = await step(
+        fleet_run(urls, "overhead (instant provider), concurrency 128", n, concurrency=128)
+    )
     for concurrency in (64, 256) if quick else (64, 256, 512):
         count = max(300, concurrency * (3 if quick else 6))
         await step(
@@ -289,13 +294,24 @@ async def run_bench(urls: StackUrls, *, quick: bool, log: Callable[[str], None])
                 latency=SEED_LATENCY,
             )
         )
-    await step(fleet_run(urls, "overhead (instant provider), 2 processes", n, processes=2))
-    ceiling_rate = results[0].per_second
-    ceiling_cpu = results[0].cpu_seconds_per_1000
-    overhead = results[1]
+    await step(
+        fleet_run(
+            urls,
+            "overhead (instant provider), concurrency 128, 2 processes",
+            n,
+            processes=2,
+            concurrency=128,
+        )
+    )
+    seed = {r.extra["concurrency"]: r for r in results if r.scenario.startswith("seed")}
+    at_256 = seed.get(256)
     summary = {
-        "overhead_throughput_ratio": round(overhead.per_second / ceiling_rate, 3),
-        "overhead_cpu_ratio": round(overhead.cpu_seconds_per_1000 / ceiling_cpu, 2),
+        "ceiling_msgs_per_s": round(bare.per_second),
+        "overhead_throughput_ratio": round(tuned.per_second / bare.per_second, 3),
+        "overhead_cpu_ratio": round(tuned.cpu_seconds_per_1000 / bare.cpu_seconds_per_1000, 2),
+        "seed_best_msgs_per_s": round(max(r.per_second for r in seed.values())),
+        "seed_256_overhead_p99_ms": at_256.extra["overhead_p99_ms"] if at_256 else None,
+        "seed_256_peak_rss_mb": at_256.extra["peak_rss_mb"] if at_256 else None,
         "targets": {
             "overhead_ratio_min": 0.9,
             "cpu_ratio_max": 4.0,

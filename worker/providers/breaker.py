@@ -41,6 +41,7 @@ class CircuitBreaker:
         self.state: State = "closed"
         self._consecutive = 0
         self._outcomes: deque[tuple[float, bool]] = deque()
+        self._failures = 0  # failures among _outcomes (kept, not recounted per call)
         self._opened_at = 0.0
         self._probing = False
         self.transitions: list[State] = []
@@ -68,13 +69,13 @@ class CircuitBreaker:
             self._move("closed" if ok else "open")
             return
         self._outcomes.append((now, ok))
+        self._failures += not ok
         while self._outcomes and now - self._outcomes[0][0] > self.policy.window_seconds:
-            self._outcomes.popleft()
+            self._failures -= not self._outcomes.popleft()[1]
         self._consecutive = 0 if ok else self._consecutive + 1
-        failures = sum(1 for _, good in self._outcomes if not good)
         rate_tripped = (
             len(self._outcomes) >= self.policy.min_calls
-            and failures / len(self._outcomes) >= self.policy.failure_rate
+            and self._failures / len(self._outcomes) >= self.policy.failure_rate
         )
         if self.state == "closed" and (
             self._consecutive >= self.policy.consecutive_failures or rate_tripped
@@ -91,4 +92,5 @@ class CircuitBreaker:
         if state == "closed":
             self._consecutive = 0
             self._outcomes.clear()
+            self._failures = 0
         log.warning("circuit_" + state, provider=self.name)

@@ -1,6 +1,6 @@
-"""Chat completions over httpx for OpenAI and Azure OpenAI.
+"""Chat completions over HTTP (``worker.http``) for OpenAI and Azure OpenAI.
 
-The only module that talks to the providers: httpx exceptions and error
+The only module that talks to the providers: transport errors and error
 bodies become ours here. The two services share the wire format and differ in
 URL, authentication and a few request fields (Azure's 2024-10-21 GA API takes
 ``max_tokens`` and no ``model``; OpenAI prefers ``max_completion_tokens``).
@@ -8,8 +8,6 @@ URL, authentication and a few request fields (Azure's 2024-10-21 GA API takes
 
 from __future__ import annotations
 
-import asyncio
-import json
 from typing import Any
 
 import httpx
@@ -20,7 +18,7 @@ from worker.errors import (
     ProviderServerError,
     ProviderTimeout,
 )
-from worker.http import NETWORK_ERRORS, pooled_client
+from worker.http import JsonPoster, NetworkError
 from worker.providers.base import ChatRequest, ChatResponse
 from worker.providers.taxonomy import classify
 
@@ -28,7 +26,8 @@ __all__ = ["AzureOpenAIClient", "HttpChatClient", "OpenAIClient"]
 
 
 class HttpChatClient:
-    """One pooled ``httpx.AsyncClient``; subclasses say where and how to post."""
+    """One pooled ``JsonPoster``; subclasses say where and how to post. ``transport``
+    (an httpx transport) is for unit tests only."""
 
     name = "provider"
 
@@ -40,12 +39,12 @@ class HttpChatClient:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.timeout = timeout
-        self._client = pooled_client(
-            base_url, headers, timeout=timeout, connect=10.0, connections=512, transport=transport
+        self._client = JsonPoster(
+            base_url, headers, connections=512, connect_timeout=10.0, transport=transport
         )
 
     async def close(self) -> None:
-        await self._client.aclose()
+        await self._client.close()
 
     def _path(self, request: ChatRequest) -> str:
         raise NotImplementedError
@@ -63,24 +62,21 @@ class HttpChatClient:
         """One call, bounded as a whole (not per read) by ``time_limit`` or the client's."""
         limit = time_limit or self.timeout
         try:
-            async with asyncio.timeout(limit):
-                response = await self._client.post(
-                    self._path(request),
-                    json=self._body(request),
-                    timeout=httpx.Timeout(limit, connect=min(limit, 10.0)),
-                )
-        except (httpx.TimeoutException, TimeoutError) as exc:
-            raise ProviderTimeout(f"{self.name}: timed out ({type(exc).__name__})") from exc
-        except NETWORK_ERRORS as exc:
-            raise ProviderNetworkError(f"{self.name}: {type(exc).__name__}") from exc
+            response = await self._client.post(
+                self._path(request), self._body(request), time_limit=limit
+            )
+        except TimeoutError as exc:
+            raise ProviderTimeout(f"{self.name}: timed out after {limit:g}s") from exc
+        except NetworkError as exc:
+            raise ProviderNetworkError(f"{self.name}: {exc}") from exc
         try:
             body = response.json()
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except ValueError as exc:
             if response.is_success:
                 raise ProviderServerError(f"{self.name}: response is not JSON") from exc
             body = None
         if not response.is_success:
-            raise classify(self.name, response.status_code, body, response.headers)
+            raise classify(self.name, response.status, body, response.headers)
         return parse_response(self.name, body, request.model)
 
 

@@ -1,7 +1,6 @@
 """SQS: the client the consumer uses, and queue creation for operators."""
 
 from worker.queue.admin import QueueSpec, create_queues
-from worker.queue.batcher import Batcher
 from worker.queue.client import (
     LaneName,
     QueueClient,
@@ -12,7 +11,6 @@ from worker.queue.client import (
 )
 
 __all__ = [
-    "Batcher",
     "LaneName",
     "QueueClient",
     "QueueDepth",

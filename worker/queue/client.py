@@ -21,9 +21,9 @@ from typing import Any, Literal
 import structlog
 
 from worker.aws import aws_call, aws_client
+from worker.batcher import Batcher
 from worker.config import Settings
 from worker.errors import ConfigError, QueueUnavailable
-from worker.queue.batcher import Batcher
 
 __all__ = ["LaneName", "QueueClient", "QueueDepth", "Received", "attributes_of", "sqs_client"]
 
@@ -90,8 +90,8 @@ class _Lane:
     url: str
     dlq_url: str
     max_receives: int | None
-    deletes: Batcher[Received]
-    visibility: Batcher[tuple[Received, int]]
+    deletes: Batcher[Received, None]
+    visibility: Batcher[tuple[Received, int], None]
 
 
 _SQS_INVALID = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")

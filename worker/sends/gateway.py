@@ -17,7 +17,7 @@ from worker.errors import (
     ProviderTimeout,
     WorkerError,
 )
-from worker.http import NETWORK_ERRORS, pooled_client
+from worker.http import JsonPoster, NetworkError, Reply
 from worker.providers.headers import retry_after_seconds
 
 __all__ = ["GatewayClient"]
@@ -33,25 +33,27 @@ class GatewayClient:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._client = pooled_client(
-            base_url, headers, timeout=timeout, connect=5.0, connections=256, transport=transport
+        self.timeout = timeout
+        self._client = JsonPoster(
+            base_url, headers, connections=256, connect_timeout=5.0, transport=transport
         )
 
     async def close(self) -> None:
-        await self._client.aclose()
+        await self._client.close()
 
     async def send(self, *, creator_id: str, fan_id: str, text: str, key: str) -> str:
         """Deliver one message; return the gateway's message id."""
         try:
             response = await self._client.post(
                 "/messages",
-                json={"creatorId": creator_id, "fanId": fan_id, "text": text},
+                {"creatorId": creator_id, "fanId": fan_id, "text": text},
+                time_limit=self.timeout,
                 headers={"Idempotency-Key": key},
             )
-        except httpx.TimeoutException as exc:
-            raise ProviderTimeout(f"gateway: timed out ({type(exc).__name__})") from exc
-        except NETWORK_ERRORS as exc:
-            raise ProviderNetworkError(f"gateway: {type(exc).__name__}") from exc
+        except TimeoutError as exc:
+            raise ProviderTimeout(f"gateway: timed out after {self.timeout:g}s") from exc
+        except NetworkError as exc:
+            raise ProviderNetworkError(f"gateway: {exc}") from exc
         if response.is_success:
             try:
                 return str(response.json()["id"])
@@ -60,14 +62,14 @@ class GatewayClient:
         raise _classify(response)
 
 
-def _classify(response: httpx.Response) -> WorkerError:
+def _classify(response: Reply) -> WorkerError:
     try:
         reason = str(response.json().get("error", ""))[:200]
     except ValueError:
         reason = response.text[:200]
-    detail = f"gateway: HTTP {response.status_code}" + (f": {reason}" if reason else "")
-    if response.status_code == 429:
+    detail = f"gateway: HTTP {response.status}" + (f": {reason}" if reason else "")
+    if response.status == 429:
         return ProviderRateLimited(detail, retry_after=retry_after_seconds(response.headers))
-    if response.status_code >= 500 or response.status_code == 408:
+    if response.status >= 500 or response.status == 408:
         return ProviderServerError(detail)
     return PermanentError(detail, code="gateway_rejected")

@@ -16,25 +16,16 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from worker.batcher import Batcher
 from worker.errors import StoreUnavailable
+from worker.store.group import ClaimAsk, Completion, claim_many, complete_many
 from worker.store.records import CallRecord, Claim, DeadLetter, WorkflowRef
+from worker.store.text import pg_json, pg_text
 
 __all__ = ["Store", "pg_json", "pg_text"]
 
 Row = dict[str, Any]
 Conn = psycopg.AsyncConnection[Row]
-
-_CLAIM = """
-INSERT INTO workflows AS w (id, type, user_id, status, priority, attempts, trace_id,
-                            lease_owner, lease_until, parent_id)
-VALUES (%(id)s, %(type)s, %(user_id)s, 'running', %(priority)s, 1, %(trace_id)s,
-        %(owner)s, now() + make_interval(secs => %(lease)s), %(parent_id)s)
-ON CONFLICT (id) DO UPDATE
-   SET status = 'running', attempts = w.attempts + 1, lease_owner = EXCLUDED.lease_owner,
-       lease_until = EXCLUDED.lease_until, updated_at = now()
- WHERE w.status <> 'completed' AND (w.lease_until IS NULL OR w.lease_until < now())
-RETURNING attempts
-"""
 
 _INSERT_CALL = """
 INSERT INTO llm_calls (workflow_id, user_id, intent_type, provider, model, prompt_tokens,
@@ -42,65 +33,6 @@ INSERT INTO llm_calls (workflow_id, user_id, intent_type, provider, model, promp
                        attempt, receive_count, cache_hit, outcome, error_code, trace_id)
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 """
-
-_CALL_COLUMNS = """provider text, model text, prompt_tokens integer, completion_tokens integer,
-    usage_source text, cost_usd numeric, price_version text, duration_ms integer,
-    attempt integer, cache_hit boolean, outcome text, error_code text"""
-
-# The hot path: status, result and every cost row in one statement (one round trip).
-_COMPLETE = f"""
-WITH done AS (
-    UPDATE workflows SET status = 'completed', result = %(result)s, provider = %(provider)s,
-           error_code = NULL, error_message = NULL, lease_owner = NULL, lease_until = NULL,
-           completed_at = now(), updated_at = now()
-     WHERE id = %(id)s AND status <> 'completed'
-    RETURNING 1
-), costs AS (
-    INSERT INTO llm_calls (workflow_id, user_id, intent_type, provider, model, prompt_tokens,
-                           completion_tokens, usage_source, cost_usd, price_version, duration_ms,
-                           attempt, receive_count, cache_hit, outcome, error_code, trace_id)
-    SELECT %(id)s, %(user_id)s, %(type)s, c.provider, c.model, c.prompt_tokens,
-           c.completion_tokens, c.usage_source, c.cost_usd, c.price_version, c.duration_ms,
-           c.attempt, %(receive_count)s, c.cache_hit, c.outcome, c.error_code, %(trace_id)s
-      FROM jsonb_to_recordset(%(calls)s) AS c({_CALL_COLUMNS})
-    RETURNING 1
-)
-SELECT (SELECT count(*) FROM done) AS completed
-"""
-
-
-def _call_json(call: CallRecord) -> dict[str, Any]:
-    return {
-        "provider": call.provider,
-        "model": call.model,
-        "prompt_tokens": call.prompt_tokens,
-        "completion_tokens": call.completion_tokens,
-        "usage_source": call.usage_source,
-        "cost_usd": str(call.cost_usd),
-        "price_version": call.price_version,
-        "duration_ms": call.duration_ms,
-        "attempt": call.attempt,
-        "cache_hit": call.cache_hit,
-        "outcome": call.outcome,
-        "error_code": call.error_code,
-    }
-
-
-def pg_text(value: str, limit: int | None = None) -> str:
-    """Text PostgreSQL accepts: no NUL bytes, no lone surrogates (hostile input has both)."""
-    text = value.replace("\x00", "\\0").encode("utf-8", "replace").decode("utf-8")
-    return text[:limit] if limit else text
-
-
-def pg_json(value: Any) -> Any:
-    """The same cleaning through a JSON value (jsonb rejects \\u0000 too)."""
-    if isinstance(value, str):
-        return pg_text(value)
-    if isinstance(value, dict):
-        return {pg_text(str(k)): pg_json(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [pg_json(v) for v in value]
-    return value
 
 
 class Store:
@@ -111,6 +43,12 @@ class Store:
         self._min = min_size
         self._max = max_size
         self._pool: AsyncConnectionPool[Conn] | None = None
+        # group commit: at most two statements of each kind in flight, the rest wait and
+        # travel together in the next one
+        self._claims: Batcher[ClaimAsk, Claim] = Batcher(self._claim_batch, size=200, parallel=2)
+        self._completions: Batcher[Completion, tuple[bool, bool]] = Batcher(
+            self._complete_batch, size=200, parallel=2
+        )
 
     async def open(self, wait_seconds: float = 10.0) -> None:
         pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
@@ -129,6 +67,8 @@ class Store:
         self._pool = pool
 
     async def close(self) -> None:
+        await self._claims.drain()
+        await self._completions.drain()
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
@@ -158,32 +98,42 @@ class Store:
 
     # --- workflow lifecycle ----------------------------------------------
     async def claim(self, ref: WorkflowRef, owner: str, lease_seconds: float) -> Claim:
-        """Take the workflow's lease, or say why not (done already, or held)."""
-        params = {
-            "id": ref.id,
-            "type": ref.type,
-            "user_id": ref.user_id,
-            "priority": ref.priority,
-            "trace_id": ref.trace_id,
-            "owner": owner,
-            "lease": lease_seconds,
-            "parent_id": ref.parent_id,
-        }
+        """Take the workflow's lease, or say why not (done already, or held).
+        Claims made at about the same time share one statement (group commit)."""
+        result: Claim = await self._claims.submit(ClaimAsk(ref, owner, lease_seconds))
+        return result
+
+    async def _claim_batch(self, asks: list[ClaimAsk]) -> list[Claim | BaseException]:
+        by_lease: dict[tuple[str, float], list[int]] = {}
+        for i, ask in enumerate(asks):
+            by_lease.setdefault((ask.owner, ask.lease_seconds), []).append(i)
+        results: list[Claim | BaseException] = [StoreUnavailable("not claimed")] * len(asks)
         async with self._conn() as conn:
-            row = await (await conn.execute(_CLAIM, params)).fetchone()
-            if row is not None:
-                return Claim("claimed", attempts=int(row["attempts"]))
-            cur = await conn.execute(
-                "SELECT status, attempts, GREATEST(0, EXTRACT(EPOCH FROM lease_until - now()))"
-                " AS left FROM workflows WHERE id = %s",
-                (ref.id,),
-            )
-            row = await cur.fetchone()
-        if row is None:  # deleted between the two statements: let SQS bring it back
-            return Claim("held", seconds_left=1.0)
-        if row["status"] == "completed":
-            return Claim("completed", attempts=int(row["attempts"]))
-        return Claim("held", attempts=int(row["attempts"]), seconds_left=float(row["left"] or 0))
+            for indexes in by_lease.values():
+                try:
+                    claims: Sequence[Claim | BaseException] = await claim_many(
+                        conn, [asks[i] for i in indexes]
+                    )
+                except psycopg.OperationalError:
+                    raise
+                except psycopg.Error:
+                    if len(indexes) == 1:
+                        raise
+                    claims = [await self._claim_alone(conn, asks[i]) for i in indexes]
+                for i, claim in zip(indexes, claims, strict=True):
+                    results[i] = claim
+        return results
+
+    @staticmethod
+    async def _claim_alone(conn: Conn, ask: ClaimAsk) -> Claim | BaseException:
+        """A batch the database refused: each claim on its own, so one bad row sinks only
+        its own message (deferred; the redrive policy ends its retries)."""
+        try:
+            return (await claim_many(conn, [ask]))[0]
+        except psycopg.OperationalError:
+            raise
+        except psycopg.Error as exc:
+            return StoreUnavailable(f"database error: {type(exc).__name__}: {exc}")
 
     async def extend_leases(self, ids: Sequence[str], owner: str, lease_seconds: float) -> None:
         if not ids:
@@ -206,32 +156,38 @@ class Store:
     ) -> tuple[bool, bool]:
         """Result, cost rows and status in one transaction.
 
-        Returns (completed now, cost rows written). One statement (one round trip)
-        does it all; if the database refuses it, the result is written again with
-        the cost rows in a savepoint, so that if only they fail the result still
-        commits and the caller buffers them.
+        Returns (completed now, cost rows written). Completions made at about the
+        same time share one statement (group commit); if the database refuses it,
+        each is written again with its cost rows in a savepoint, so that if only
+        they fail the result still commits and the caller buffers them.
         """
+        done: tuple[bool, bool] = await self._completions.submit(
+            Completion(ref, result, provider, calls, receive_count)
+        )
+        return done
+
+    async def _complete_batch(
+        self, batch: list[Completion]
+    ) -> list[tuple[bool, bool] | BaseException]:
         async with self._conn() as conn:
             try:
-                cur = await conn.execute(
-                    _COMPLETE,
-                    {
-                        "id": ref.id,
-                        "user_id": ref.user_id,
-                        "type": ref.type,
-                        "trace_id": ref.trace_id,
-                        "receive_count": receive_count,
-                        "result": Jsonb(pg_json(result)),
-                        "provider": provider,
-                        "calls": Jsonb(pg_json([_call_json(c) for c in calls])),
-                    },
-                )
-                row = await cur.fetchone()
-                return bool(row and row["completed"]), True
+                flags = await complete_many(conn, batch)
+                return [(flag, True) for flag in flags]
             except psycopg.OperationalError:
                 raise
-            except psycopg.Error:  # a cost row the database refused: the careful way below
+            except psycopg.Error:  # a row the database refused: each one the careful way
                 pass
+        results: list[tuple[bool, bool] | BaseException] = []
+        for one in batch:
+            try:
+                results.append(await self._complete_carefully(one))
+            except StoreUnavailable as exc:
+                results.append(exc)
+        return results
+
+    async def _complete_carefully(self, one: Completion) -> tuple[bool, bool]:
+        """The result in a transaction and the cost rows in a savepoint within it."""
+        ref, result, provider = one.ref, one.result, one.provider
         async with self._conn() as conn, conn.transaction():
             cur = await conn.execute(
                 "UPDATE workflows SET status = 'completed', result = %s, provider = %s,"
@@ -240,7 +196,7 @@ class Store:
                 " WHERE id = %s AND status <> 'completed'",
                 (Jsonb(pg_json(result)), provider, ref.id),
             )
-            saved = await self._try_insert_calls(conn, ref, calls, receive_count)
+            saved = await self._try_insert_calls(conn, ref, one.calls, one.receive_count)
             return cur.rowcount == 1, saved
 
     async def record_failure(

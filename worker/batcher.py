@@ -1,0 +1,111 @@
+"""Coalesce single requests into batch calls: SQS batches, and group commits.
+
+Callers ``await batcher.submit(entry)`` and get back the entry's own result
+when the batch holding it has been sent; a per-entry failure is raised to that
+caller only. Two ways to form batches:
+
+* ``linger``    wait up to that long for a batch to fill (SQS deletes: fewer
+                calls, and AWS bills per call);
+* ``parallel``  no waiting: a batch leaves as soon as fewer than ``parallel``
+                are in flight, and whatever arrives meanwhile goes together in
+                the next one (Postgres group commit: one round trip at low
+                load, large batches under load).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, TypeVar
+
+__all__ = ["Batcher"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+Flush = Callable[[list[T]], Awaitable[list[Any]]]
+
+
+class Batcher(Generic[T, R]):
+    """Send entries in batches of at most ``size``.
+
+    ``flush`` gets the entries and returns one item per entry: its result, or
+    the exception that entry's caller should see.
+    """
+
+    def __init__(
+        self,
+        flush: Flush[T],
+        *,
+        size: int = 10,
+        linger: float = 0.005,
+        parallel: int | None = None,
+    ) -> None:
+        self._flush = flush
+        self._size = size
+        self._linger = linger
+        self._parallel = parallel
+        self._pending: list[tuple[T, asyncio.Future[R]]] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def submit(self, entry: T) -> R:
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._pending.append((entry, future))
+        if self._parallel is not None:
+            self._pump()
+        elif len(self._pending) >= self._size:
+            self._start_flush()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self._linger, self._start_flush)
+        return await future
+
+    def _pump(self) -> None:
+        """Group commit: start a sender if one may go; it takes its batch when it runs,
+        so everything submitted in the same loop iteration travels together."""
+        if self._pending and len(self._tasks) < (self._parallel or 1):
+            self._spawn(None)
+
+    def _start_flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        while self._pending:
+            batch, self._pending = self._pending[: self._size], self._pending[self._size :]
+            self._spawn(batch)
+
+    def _spawn(self, batch: list[tuple[T, asyncio.Future[R]]] | None) -> None:
+        task = asyncio.create_task(self._send(batch))
+        self._tasks.add(task)
+        task.add_done_callback(self._sent)
+
+    def _sent(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if self._parallel is not None:
+            self._pump()
+
+    async def _send(self, batch: list[tuple[T, asyncio.Future[R]]] | None) -> None:
+        if batch is None:
+            batch, self._pending = self._pending[: self._size], self._pending[self._size :]
+            if not batch:
+                return
+        try:
+            results = await self._flush([entry for entry, _ in batch])
+        except Exception as exc:  # every entry failed the same way
+            results = [exc] * len(batch)
+        for (_, future), result in zip(batch, results, strict=True):
+            if future.done():
+                continue
+            if isinstance(result, BaseException):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+
+    async def drain(self) -> None:
+        """Send what is pending and wait for every batch in flight."""
+        while self._pending or self._tasks:
+            if self._parallel is None:
+                self._start_flush()
+            else:
+                self._pump()
+            if self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
