@@ -51,6 +51,25 @@ class Result:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+class Window:
+    """Rate and CPU between 5% and 95% done: start-up, imports and the last stragglers
+    (the seed latency's tail runs past 20 s) are left out of the steady state."""
+
+    def __init__(self, count: int) -> None:
+        self._at = {q: max(1, int(count * q)) for q in (0.05, 0.95)}
+        self._marks: dict[float, tuple[float, float, int]] = {}
+
+    def note(self, done: int, cpu: float) -> None:
+        for q, threshold in self._at.items():
+            if q not in self._marks and done >= threshold:
+                self._marks[q] = (time.monotonic(), cpu, done)
+
+    def rate_and_cpu(self) -> tuple[float, float]:
+        (t0, c0, n0), (t1, c1, n1) = self._marks[0.05], self._marks[0.95]
+        n = max(1, n1 - n0)
+        return n / max(1e-6, t1 - t0), (c1 - c0) / n * 1000
+
+
 def _pct(values: list[float], q: float) -> float:
     if not values:
         return 0.0
@@ -111,6 +130,7 @@ async def ceiling(urls: StackUrls, count: int, pollers: int) -> Result:
     settings = await _fresh_queue(urls)
     await _fill(settings, count)
     done = 0
+    window = Window(count)
     cpu0, started = time.process_time(), time.monotonic()
     async with aws_client(
         "sqs", settings.sqs_endpoint_url, settings.aws_region, pool=pollers * 2 + 4
@@ -138,17 +158,23 @@ async def ceiling(urls: StackUrls, count: int, pollers: int) -> Result:
                     ],
                 )
                 done += len(got)
+                window.note(done, time.process_time())
 
         await asyncio.gather(*(loop() for _ in range(pollers)))
     seconds = time.monotonic() - started
     cpu = time.process_time() - cpu0
+    rate, cpu_per_1000 = window.rate_and_cpu()
     return Result(
         "ceiling (bare aioboto3 loop)",
         done,
         seconds,
-        done / seconds,
-        cpu / done * 1000,
-        {"pollers": pollers},
+        rate,
+        cpu_per_1000,
+        {
+            "pollers": pollers,
+            "wall_seconds_incl_start": round(seconds, 2),
+            "cpu_seconds_per_1000_incl_start": round(cpu / max(1, done) * 1000, 2),
+        },
     )
 
 
@@ -202,8 +228,7 @@ async def fleet_run(
     watched = psutil.Process(proc.pid)
     peak_rss, cpu = 0, 0.0
     ids = list(sent)
-    # steady state: measured from the moment 5% are done (start-up and imports excluded)
-    base: tuple[float, float, int] | None = None
+    window = Window(count)
     async with Store(settings.require_database_url()) as store:
         while True:
             family = [watched, *watched.children(recursive=True)]
@@ -221,15 +246,12 @@ async def fleet_run(
                 (ids,),
             )
             finished = int(rows[0]["n"])
-            if base is None and finished >= max(1, count // 20):
-                base = (time.monotonic(), cpu, finished)
+            window.note(finished, cpu)
             if finished >= count:
                 break
-            await asyncio.sleep(0.25)
+            await asyncio.sleep(0.2)
         seconds = time.monotonic() - started
-        t0, cpu0, n0 = base or (started, 0.0, 0)
-        steady_rate = (count - n0) / max(1e-6, time.monotonic() - t0)
-        steady_cpu = (cpu - cpu0) / max(1, count - n0) * 1000
+        steady_rate, steady_cpu = window.rate_and_cpu()
         rows = await store.fetch(
             "SELECT w.id, EXTRACT(EPOCH FROM w.completed_at) AS done,"
             " EXTRACT(EPOCH FROM w.completed_at - w.created_at) AS inside,"
