@@ -51,23 +51,52 @@ class Result:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def machine_cpu(workers: set[int]) -> dict[str, float]:
+    """CPU seconds so far by role: the worker processes, the queue server, Postgres (every
+    postgres process on the machine, ended backends included through their postmaster),
+    and this process (the bare loop or the producer, the fake LLM, the progress queries)."""
+    used = {"workers": 0.0, "queue_server": 0.0, "postgres": 0.0}
+    for p in psutil.process_iter():
+        try:
+            t = p.cpu_times()
+            if p.pid in workers:
+                used["workers"] += t.user + t.system
+            elif p.name() == "postgres":
+                used["postgres"] += t.user + t.system + t.children_user + t.children_system
+            elif "localstack.runtime" in " ".join(p.cmdline()):
+                used["queue_server"] += t.user + t.system
+        except psutil.Error:
+            continue
+    used["bench_and_fakes"] = time.process_time()
+    return used
+
+
 class Window:
     """Rate and CPU between 5% and 95% done: start-up, imports and the last stragglers
     (the seed latency's tail runs past 20 s) are left out of the steady state."""
 
     def __init__(self, count: int) -> None:
         self._at = {q: max(1, int(count * q)) for q in (0.05, 0.95)}
-        self._marks: dict[float, tuple[float, float, int]] = {}
+        self._marks: dict[float, tuple[float, dict[str, float], int]] = {}
 
-    def note(self, done: int, cpu: float) -> None:
+    def wants(self, done: int) -> bool:
+        return any(q not in self._marks and done >= t for q, t in self._at.items())
+
+    def note(self, done: int, cpu: dict[str, float]) -> None:
         for q, threshold in self._at.items():
             if q not in self._marks and done >= threshold:
                 self._marks[q] = (time.monotonic(), cpu, done)
 
-    def rate_and_cpu(self) -> tuple[float, float]:
+    def rate_and_cpu(self, role: str) -> tuple[float, float]:
+        """Messages/s, and CPU seconds per 1,000 messages of ``role``."""
         (t0, c0, n0), (t1, c1, n1) = self._marks[0.05], self._marks[0.95]
         n = max(1, n1 - n0)
-        return n / max(1e-6, t1 - t0), (c1 - c0) / n * 1000
+        return n / max(1e-6, t1 - t0), (c1[role] - c0[role]) / n * 1000
+
+    def cores(self) -> dict[str, float]:
+        """Cores each role used during the window (the machine has os.cpu_count())."""
+        (t0, c0, _), (t1, c1, _) = self._marks[0.05], self._marks[0.95]
+        return {role: round((c1[role] - c0[role]) / max(1e-6, t1 - t0), 2) for role in c1}
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -158,12 +187,13 @@ async def ceiling(urls: StackUrls, count: int, pollers: int) -> Result:
                     ],
                 )
                 done += len(got)
-                window.note(done, time.process_time())
+                if window.wants(done):
+                    window.note(done, machine_cpu(set()))
 
         await asyncio.gather(*(loop() for _ in range(pollers)))
     seconds = time.monotonic() - started
     cpu = time.process_time() - cpu0
-    rate, cpu_per_1000 = window.rate_and_cpu()
+    rate, cpu_per_1000 = window.rate_and_cpu("bench_and_fakes")
     return Result(
         "ceiling (bare aioboto3 loop)",
         done,
@@ -172,6 +202,7 @@ async def ceiling(urls: StackUrls, count: int, pollers: int) -> Result:
         cpu_per_1000,
         {
             "pollers": pollers,
+            "cores_used": window.cores(),
             "wall_seconds_incl_start": round(seconds, 2),
             "cpu_seconds_per_1000_incl_start": round(cpu / max(1, done) * 1000, 2),
         },
@@ -246,12 +277,13 @@ async def fleet_run(
                 (ids,),
             )
             finished = int(rows[0]["n"])
-            window.note(finished, cpu)
+            if window.wants(finished):
+                window.note(finished, machine_cpu({p.pid for p in family}))
             if finished >= count:
                 break
             await asyncio.sleep(0.2)
         seconds = time.monotonic() - started
-        steady_rate, steady_cpu = window.rate_and_cpu()
+        steady_rate, steady_cpu = window.rate_and_cpu("workers")
         rows = await store.fetch(
             "SELECT w.id, EXTRACT(EPOCH FROM w.completed_at) AS done,"
             " EXTRACT(EPOCH FROM w.completed_at - w.created_at) AS inside,"
@@ -274,6 +306,7 @@ async def fleet_run(
             "wall_seconds_incl_start": round(seconds, 2),
             "cpu_seconds_per_1000_incl_start": round(cpu / count * 1000, 2),
             "processes": processes,
+            "cores_used": window.cores(),
             "concurrency": concurrency,
             "enqueue_to_done_p50_s": round(_pct(to_done, 0.5), 3),
             "enqueue_to_done_p95_s": round(_pct(to_done, 0.95), 3),
