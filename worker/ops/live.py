@@ -15,7 +15,6 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
-from worker.commands.common import console
 from worker.config import Settings
 from worker.errors import WorkerError
 from worker.queue import QueueClient
@@ -140,6 +139,7 @@ def render(shot: Snapshot, title: str) -> Group:
 
 async def run_top(
     settings: Settings,
+    console: Console,
     *,
     interval: float = 1.0,
     once: bool = False,

@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
 import structlog
 
@@ -24,63 +23,22 @@ from worker.aws import aws_call, aws_client
 from worker.batcher import Batcher
 from worker.config import Settings
 from worker.errors import ConfigError, QueueUnavailable
+from worker.queue.messages import (
+    Attributes,
+    LaneName,
+    QueueDepth,
+    Received,
+    attributes_of,
+    sqs_safe,
+)
 
 __all__ = ["LaneName", "QueueClient", "QueueDepth", "Received", "attributes_of", "sqs_client"]
 
-Attributes = dict[str, dict[str, str]]
-LaneName = Literal["standard", "priority"]
 PRIORITY_LEVELS = frozenset({"critical", "high"})
 # Deletes and visibility changes wait this long to fill a batch of 10: at 200 msg/s a
 # 5 ms wait sent batches of 4, and every call costs the queue server (and AWS bills it).
 BATCH_LINGER = 0.05
 log = structlog.get_logger("worker.queue")
-
-
-@dataclass(frozen=True, slots=True)
-class Received:
-    """One message as received from SQS."""
-
-    message_id: str
-    receipt_handle: str
-    body: str
-    receive_count: int
-    sent_at_ms: int
-    attributes: dict[str, str] = field(default_factory=dict)
-    lane: LaneName = "standard"
-
-    @property
-    def identity(self) -> str:
-        """The message's first MessageId: copies the fleet makes (fairness requeues,
-        re-delays, DLQ moves and replays) carry it as ``sourceMessageId``."""
-        return self.attributes.get("sourceMessageId") or self.message_id
-
-    @classmethod
-    def from_sqs(cls, raw: dict[str, Any], lane: LaneName = "standard") -> Received:
-        system = raw.get("Attributes", {})
-        attrs = {
-            name: str(value.get("StringValue", ""))
-            for name, value in raw.get("MessageAttributes", {}).items()
-        }
-        return cls(
-            message_id=raw["MessageId"],
-            receipt_handle=raw["ReceiptHandle"],
-            body=raw.get("Body", ""),
-            receive_count=int(system.get("ApproximateReceiveCount", "1")),
-            sent_at_ms=int(system.get("SentTimestamp", "0")),
-            attributes=attrs,
-            lane=lane,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class QueueDepth:
-    visible: int
-    in_flight: int
-    delayed: int
-
-    @property
-    def total(self) -> int:
-        return self.visible + self.in_flight + self.delayed
 
 
 @dataclass(slots=True)
@@ -92,25 +50,6 @@ class _Lane:
     max_receives: int | None
     deletes: Batcher[Received, None]
     visibility: Batcher[tuple[Received, int], None]
-
-
-_SQS_INVALID = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-
-
-def sqs_safe(text: str) -> str:
-    """Only the characters SQS accepts in bodies and attributes (hostile input has others)."""
-    return _SQS_INVALID.sub("?", text)
-
-
-def attributes_of(message: Received) -> Attributes:
-    """A received message's attributes, ready to send again as a copy of it."""
-    attrs = {
-        name: {"DataType": "String", "StringValue": value}
-        for name, value in message.attributes.items()
-        if value
-    }
-    attrs["sourceMessageId"] = {"DataType": "String", "StringValue": message.identity}
-    return attrs
 
 
 def sqs_client(endpoint: str | None, region: str, *, pool: int = 50) -> Any:

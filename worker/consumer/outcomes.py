@@ -1,0 +1,67 @@
+"""The vocabulary of a message's fate: outcomes, the work in hand, dead-letter rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from worker.contract import Envelope, Intent
+from worker.errors import WorkerError
+from worker.providers import LLMSession
+from worker.queue import Received
+from worker.store import DeadLetter, WorkflowRef
+
+__all__ = ["Outcome", "Work", "dead_letter_row", "parent_of", "reason_of"]
+
+Outcome = Literal[
+    "completed",
+    "duplicate",
+    "held",
+    "retried",
+    "dead_lettered",
+    "malformed",
+    "released",
+    "deferred",
+    "postponed",
+    "requeued",
+]
+
+
+@dataclass(slots=True)
+class Work:
+    """A claimed message on its way through its handler."""
+
+    message: Received
+    envelope: Envelope
+    ref: WorkflowRef
+    session: LLMSession
+
+
+def dead_letter_row(
+    source_queue: str,
+    message: Received,
+    ref: WorkflowRef | None,
+    error_class: Literal["malformed", "permanent", "exhausted"],
+    exc: WorkerError,
+    history: list[dict[str, Any]],
+) -> DeadLetter:
+    """Why a message leaves the work queue, as the dead_letters row records it."""
+    return DeadLetter(
+        message_id=message.identity,
+        error_class=error_class,
+        error_code=exc.code,
+        error_message=str(exc),
+        receive_count=message.receive_count,
+        source_queue=source_queue,
+        workflow=ref,
+        history=history,
+    )
+
+
+def parent_of(intent: Intent) -> str | None:
+    parent = intent.data.get("parentId")
+    return str(parent) if parent else None
+
+
+def reason_of(error_class: str, exc: WorkerError) -> dict[str, str]:
+    return {"errorClass": error_class, "errorCode": exc.code, "errorMessage": str(exc)[:256]}

@@ -1,0 +1,78 @@
+"""What travels through the queues: received messages, their attributes, depths."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = ["Attributes", "LaneName", "QueueDepth", "Received", "attributes_of", "sqs_safe"]
+
+Attributes = dict[str, dict[str, str]]
+LaneName = Literal["standard", "priority"]
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """One message as received from SQS."""
+
+    message_id: str
+    receipt_handle: str
+    body: str
+    receive_count: int
+    sent_at_ms: int
+    attributes: dict[str, str] = field(default_factory=dict)
+    lane: LaneName = "standard"
+
+    @property
+    def identity(self) -> str:
+        """The message's first MessageId: copies the fleet makes (fairness requeues,
+        re-delays, DLQ moves and replays) carry it as ``sourceMessageId``."""
+        return self.attributes.get("sourceMessageId") or self.message_id
+
+    @classmethod
+    def from_sqs(cls, raw: dict[str, Any], lane: LaneName = "standard") -> Received:
+        system = raw.get("Attributes", {})
+        attrs = {
+            name: str(value.get("StringValue", ""))
+            for name, value in raw.get("MessageAttributes", {}).items()
+        }
+        return cls(
+            message_id=raw["MessageId"],
+            receipt_handle=raw["ReceiptHandle"],
+            body=raw.get("Body", ""),
+            receive_count=int(system.get("ApproximateReceiveCount", "1")),
+            sent_at_ms=int(system.get("SentTimestamp", "0")),
+            attributes=attrs,
+            lane=lane,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class QueueDepth:
+    visible: int
+    in_flight: int
+    delayed: int
+
+    @property
+    def total(self) -> int:
+        return self.visible + self.in_flight + self.delayed
+
+
+_SQS_INVALID = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def sqs_safe(text: str) -> str:
+    """Only the characters SQS accepts in bodies and attributes (hostile input has others)."""
+    return _SQS_INVALID.sub("?", text)
+
+
+def attributes_of(message: Received) -> Attributes:
+    """A received message's attributes, ready to send again as a copy of it."""
+    attrs = {
+        name: {"DataType": "String", "StringValue": value}
+        for name, value in message.attributes.items()
+        if value
+    }
+    attrs["sourceMessageId"] = {"DataType": "String", "StringValue": message.identity}
+    return attrs
