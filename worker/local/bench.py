@@ -16,6 +16,8 @@ that figure does not depend on the queue server's speed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import os
 import sys
 import time
@@ -91,10 +93,33 @@ class Window:
         n = max(1, n1 - n0)
         return n / max(1e-6, t1 - t0), (c1[role] - c0[role]) / n * 1000
 
+    @classmethod
+    def from_series(
+        cls, finished_at: list[float], samples: list[tuple[float, dict[str, float]]]
+    ) -> Window:
+        """The window read afterwards from completion times (wall clock) and CPU samples
+        taken meanwhile, interpolated at the 5% and 95% moments."""
+        times = sorted(finished_at)
+        window = cls(len(times))
+        for q, threshold in window._at.items():
+            moment = times[threshold - 1]
+            window._marks[q] = (moment, _cpu_at(samples, moment), threshold)
+        return window
+
     def cores(self) -> dict[str, float]:
         """Cores each role used during the window (the machine has os.cpu_count())."""
         (t0, c0, _), (t1, c1, _) = self._marks[0.05], self._marks[0.95]
         return {role: round((c1[role] - c0[role]) / max(1e-6, t1 - t0), 2) for role in c1}
+
+
+def _cpu_at(samples: list[tuple[float, dict[str, float]]], moment: float) -> dict[str, float]:
+    """CPU counters at ``moment``, linearly between the samples around it."""
+    before = max((s for s in samples if s[0] <= moment), default=samples[0], key=lambda s: s[0])
+    after = min((s for s in samples if s[0] >= moment), default=samples[-1], key=lambda s: s[0])
+    span = after[0] - before[0]
+    share = (moment - before[0]) / span if span > 0 else 0.0
+    low, high = before[1], after[1]
+    return {role: low[role] + share * (high[role] - low[role]) for role in low}
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -257,31 +282,27 @@ async def fleet_run(
     watched = psutil.Process(proc.pid)
     peak_rss, cpu = 0, 0.0
     ids = list(sent)
-    window = Window(count)
+    samples: list[tuple[float, dict[str, float]]] = []
     async with Store(settings.require_database_url()) as store:
-        while True:
+        for tick in itertools.count():
             family = [watched, *watched.children(recursive=True)]
-            rss, used = 0, 0.0
+            rss = 0
             for p in family:
-                try:
+                with contextlib.suppress(psutil.Error):
                     rss += p.memory_info().rss
-                    times = p.cpu_times()
-                    used += times.user + times.system
-                except psutil.Error:
-                    continue
-            peak_rss, cpu = max(peak_rss, rss), max(cpu, used)
-            rows = await store.fetch(
-                "SELECT count(*) AS n FROM workflows WHERE id = ANY(%s) AND status = 'completed'",
-                (ids,),
-            )
-            finished = int(rows[0]["n"])
-            if window.wants(finished):
-                window.note(finished, machine_cpu({p.pid for p in family}))
-            if finished >= count:
-                break
+            peak_rss = max(peak_rss, rss)
+            samples.append((time.time(), machine_cpu({p.pid for p in family})))
+            cpu = max(cpu, samples[-1][1]["workers"])
+            if tick % 5 == 4:  # the progress query is Postgres load too: once a second
+                rows = await store.fetch(
+                    "SELECT count(*) AS n FROM workflows"
+                    " WHERE id = ANY(%s) AND status = 'completed'",
+                    (ids,),
+                )
+                if int(rows[0]["n"]) >= count:
+                    break
             await asyncio.sleep(0.2)
         seconds = time.monotonic() - started
-        steady_rate, steady_cpu = window.rate_and_cpu("workers")
         rows = await store.fetch(
             "SELECT w.id, EXTRACT(EPOCH FROM w.completed_at) AS done,"
             " EXTRACT(EPOCH FROM w.completed_at - w.created_at) AS inside,"
@@ -290,6 +311,8 @@ async def fleet_run(
             " WHERE w.id = ANY(%s) GROUP BY w.id",
             (ids,),
         )
+    window = Window.from_series([float(r["done"]) for r in rows], samples)
+    steady_rate, steady_cpu = window.rate_and_cpu("workers")
     proc.terminate()
     await proc.wait()
     to_done = [float(r["done"]) - sent[r["id"]] for r in rows]
