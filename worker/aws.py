@@ -26,8 +26,7 @@ _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 def _credentials(endpoint: str | None) -> dict[str, str]:
     """Local emulators accept any key; spare operators from inventing one."""
-    host = urlparse(endpoint).hostname if endpoint else None
-    if host in _LOOPBACK and not os.environ.get("AWS_ACCESS_KEY_ID"):
+    if _is_loopback(endpoint) and not os.environ.get("AWS_ACCESS_KEY_ID"):
         return {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
     return {}
 
@@ -47,7 +46,19 @@ async def aws_client(
     async with session.client(
         service, endpoint_url=endpoint, region_name=region, config=config, **_credentials(endpoint)
     ) as client:
+        if _is_loopback(endpoint):
+            client.meta.events.register("before-sign", _keep_alive)
         yield client
+
+
+def _is_loopback(endpoint: str | None) -> bool:
+    return bool(endpoint) and urlparse(endpoint).hostname in _LOOPBACK
+
+
+def _keep_alive(request: Any, **_: Any) -> None:
+    """LocalStack behind hypercorn closes every connection unless the client asks to keep
+    it: a new TCP connection per call was a tenth of the worker's CPU, and the server's."""
+    request.headers["Connection"] = "keep-alive"
 
 
 def error_code(exc: BaseException) -> str:
