@@ -438,3 +438,39 @@ async def test_no_key_or_prompt_text_in_logs(capsys: pytest.CaptureFixture[str])
     assert "openai_execution_started" in logged and "openai_retry_scheduled" in logged
     assert "provider_fallback" in logged and "azure_execution_completed" in logged
     assert KEY not in logged and "payday" not in logged
+
+
+async def test_production_transport_against_the_fake_server() -> None:
+    """The aiohttp path (no test transport): answers, resets, timeouts, refused ports."""
+    from worker.local import FakeLLM
+    from worker.local.localstack import free_port
+    from worker.sends.gateway import GatewayClient
+
+    def ask(marker: str) -> ChatRequest:
+        return ChatRequest([{"role": "user", "content": f"{marker} hi"}], "gpt-4o-mini")
+
+    with FakeLLM(api_key=KEY) as fake:
+        client = OpenAIClient(fake.base_url, KEY, timeout=5.0)
+        try:
+            answer = await client.complete(ask(""))
+            assert answer.content and answer.usage_source == "api"
+            with pytest.raises(ProviderNetworkError):
+                await client.complete(ask("[[fake:reset]]"))
+            started = time.monotonic()
+            with pytest.raises(ProviderTimeout):
+                await client.complete(ask("[[fake:timeout]]"), time_limit=0.5)
+            assert time.monotonic() - started < 2.0  # bounded as a whole
+            with pytest.raises(ProviderRejected):
+                await client.complete(ask("[[fake:reject]]"))
+        finally:
+            await client.close()
+    nobody = OpenAIClient(f"http://127.0.0.1:{free_port()}/v1", KEY, timeout=2.0)
+    gateway = GatewayClient(f"http://127.0.0.1:{free_port()}", "token", timeout=2.0)
+    try:
+        with pytest.raises(ProviderNetworkError):
+            await nobody.complete(ask(""))
+        with pytest.raises(ProviderNetworkError):
+            await gateway.send(creator_id="c", fan_id="f", text="t", key="k")
+    finally:
+        await nobody.close()
+        await gateway.close()

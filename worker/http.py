@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import certifi
 import httpx
 
 __all__ = ["JsonPoster", "NetworkError", "Reply"]
@@ -88,9 +90,12 @@ class JsonPoster:
         if self._httpx is not None:
             return await self._post_httpx(path, body, time_limit, headers)
         if self._session is None:  # created inside the running loop, on first use
+            # certifi's CAs and the *_PROXY variables, as httpx used them before
+            tls = ssl.create_default_context(cafile=certifi.where())
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._connections),
+                connector=aiohttp.TCPConnector(limit=self._connections, ssl=tls),
                 headers=self._headers,
+                trust_env=True,
             )
         payload = json.dumps(body).encode()
         try:

@@ -36,7 +36,8 @@ class ThreadedApp:
         self._loop = loop
         app = web.Application()
         self.routes(app)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        # a fake stops at once: handlers still sleeping (injected timeouts) are cancelled
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
         loop.run_until_complete(runner.setup())
         site = web.TCPSite(runner, "127.0.0.1", 0)
         loop.run_until_complete(site.start())
