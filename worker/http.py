@@ -75,7 +75,7 @@ class JsonPoster:
         self._base = base_url.rstrip("/")
         self._headers = {**headers, "Content-Type": "application/json"}
         self._connections = connections
-        self._connect_timeout = connect_timeout
+        self._timeout = aiohttp.ClientTimeout(sock_connect=connect_timeout)
         self._session: aiohttp.ClientSession | None = None
         self._proxy = _proxy_for(self._base)
         self._httpx = (
@@ -116,7 +116,7 @@ class JsonPoster:
                     data=payload,
                     headers=headers,
                     proxy=self._proxy,
-                    timeout=aiohttp.ClientTimeout(sock_connect=self._connect_timeout),
+                    timeout=self._timeout,
                 ) as response:
                     return Reply(response.status, response.headers, await response.read())
         except TimeoutError:

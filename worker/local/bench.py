@@ -79,13 +79,13 @@ class Window:
         self._at = {q: max(1, int(count * q)) for q in (0.05, 0.95)}
         self._marks: dict[float, tuple[float, dict[str, float], int]] = {}
 
-    def wants(self, done: int) -> bool:
-        return any(q not in self._marks and done >= t for q, t in self._at.items())
-
-    def note(self, done: int, cpu: dict[str, float]) -> None:
-        for q, threshold in self._at.items():
-            if q not in self._marks and done >= threshold:
-                self._marks[q] = (time.monotonic(), cpu, done)
+    def note(self, done: int, cpu: Callable[[], dict[str, float]]) -> None:
+        """Mark the moments 5% and 95% are done (``cpu`` is read only then: it is costly)."""
+        due = [q for q, t in self._at.items() if q not in self._marks and done >= t]
+        if due:
+            moment, counters = time.monotonic(), cpu()
+            for q in due:
+                self._marks[q] = (moment, counters, done)
 
     def rate_and_cpu(self, role: str) -> tuple[float, float]:
         """Messages/s, and CPU seconds per 1,000 messages of ``role``."""
@@ -129,7 +129,7 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def _fill(settings: Settings, count: int, latency_tag: str = "") -> dict[str, float]:
+async def _fill(settings: Settings, count: int) -> dict[str, float]:
     """Enqueue ``count`` intents (batches of 10, 8 at once); return send times by workflow."""
     sent: dict[str, float] = {}
     async with QueueClient.from_settings(settings) as queue:
@@ -143,7 +143,7 @@ async def _fill(settings: Settings, count: int, latency_tag: str = "") -> dict[s
                         {
                             "type": "message_generation",
                             "userId": f"bench-{i % 20}",
-                            "data": {"context": f"{latency_tag}bench {i}", "cache": False},
+                            "data": {"context": f"bench {i}", "cache": False},
                         }
                     )
                 )
@@ -210,8 +210,7 @@ async def ceiling(urls: StackUrls, count: int, pollers: int) -> Result:
                     ],
                 )
                 done += len(got)
-                if window.wants(done):
-                    window.note(done, machine_cpu(set()))
+                window.note(done, lambda: machine_cpu(set()))
 
         await asyncio.gather(*(loop() for _ in range(pollers)))
     seconds = time.monotonic() - started
@@ -241,7 +240,6 @@ async def fleet_run(
     concurrency: int = 64,
     pollers: int = 4,
     latency: Latency | None = None,
-    on_fake: Callable[[FakeConfig], None] | None = None,
 ) -> Result:
     settings = await _fresh_queue(urls, concurrency=concurrency, pollers=pollers)
     urls.fake.config = FakeConfig(latency=latency)

@@ -273,7 +273,6 @@ class QueueClient:
         attrs = attributes_of(message)
         for name, value in reason.items():
             attrs[name] = {"DataType": "String", "StringValue": sqs_safe(value[:256]) or "-"}
-        attrs["sourceMessageId"] = {"DataType": "String", "StringValue": message.identity}
         await self.send(
             message.body or " ", dict(list(attrs.items())[:10]), to_dlq=True, lane=message.lane
         )

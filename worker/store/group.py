@@ -123,12 +123,13 @@ async def claim_many(conn: Conn, asks: Sequence[ClaimAsk]) -> list[Claim]:
         found = {row["id"]: row for row in await cur.fetchall()}
     claims: list[Claim] = []
     for i, ask in enumerate(asks):
-        row = found.get(pg_json(ask.ref.id))
         if first[ask.ref.id] != i:  # the same workflow twice in a batch: as the first one saw it
             seen = claims[first[ask.ref.id]]
             mine = seen.outcome == "claimed"
             claims.append(Claim("held", seen.attempts, ask.lease_seconds) if mine else seen)
-        elif row is not None and row["claimed"] is not None:
+            continue
+        row = found.get(pg_json(ask.ref.id))
+        if row is not None and row["claimed"] is not None:
             claims.append(Claim("claimed", attempts=int(row["claimed"])))
         elif row is None or row["status"] is None:  # appeared concurrently: SQS brings it back
             claims.append(Claim("held", seconds_left=1.0))

@@ -22,7 +22,7 @@ from worker.store.group import ClaimAsk, Completion, claim_many, complete_many
 from worker.store.records import CallRecord, Claim, DeadLetter, WorkflowRef
 from worker.store.text import pg_json, pg_text
 
-__all__ = ["Store", "pg_json", "pg_text"]
+__all__ = ["Store"]
 
 Row = dict[str, Any]
 Conn = psycopg.AsyncConnection[Row]
@@ -107,7 +107,7 @@ class Store:
         by_lease: dict[tuple[str, float], list[int]] = {}
         for i, ask in enumerate(asks):
             by_lease.setdefault((ask.owner, ask.lease_seconds), []).append(i)
-        results: list[Claim | BaseException] = [StoreUnavailable("not claimed")] * len(asks)
+        results: dict[int, Claim | BaseException] = {}
         async with self._conn() as conn:
             for indexes in by_lease.values():
                 try:
@@ -120,9 +120,8 @@ class Store:
                     if len(indexes) == 1:
                         raise
                     claims = [await self._claim_alone(conn, asks[i]) for i in indexes]
-                for i, claim in zip(indexes, claims, strict=True):
-                    results[i] = claim
-        return results
+                results.update(zip(indexes, claims, strict=True))
+        return [results[i] for i in range(len(asks))]
 
     @staticmethod
     async def _claim_alone(conn: Conn, ask: ClaimAsk) -> Claim | BaseException:
