@@ -172,3 +172,41 @@ async def test_batcher_group_commit_sends_what_arrived_meanwhile_together() -> N
     assert calls == [list(range(5)), list(range(5, 12))]  # no timer: two round trips
     assert results[:7] == [0, 10, 20, 30, 40, 50, 60] and isinstance(results[7], ValueError)
     await batcher.drain()
+
+
+def test_bench_window_reads_rate_and_cpu_between_5_and_95_percent() -> None:
+    from worker.local.bench import Window
+    from worker.local.bench_report import table
+
+    finished = [100.0 + i * 0.01 for i in range(1000)]  # 100 msg/s from t=100
+    samples = [
+        (100.0 + s, {"workers": s * 0.5, "queue_server": s * 0.25, "bench_and_fakes": 0.0})
+        for s in range(0, 11)
+    ]
+    window = Window.from_series(finished, samples)
+    rate, cpu = window.rate_and_cpu("workers")
+    assert rate == pytest.approx(100.0, rel=0.01)
+    assert cpu == pytest.approx(5.0, rel=0.02)  # 0.5 CPU s per s at 100 msg/s
+    assert window.cores()["queue_server"] == pytest.approx(0.25, abs=0.01)
+
+    live = Window(100)
+    reads: list[int] = []
+
+    def counters() -> dict[str, float]:
+        reads.append(1)
+        return {"bench_and_fakes": float(len(reads))}
+
+    for done in range(0, 101, 10):
+        live.note(done, counters)
+    assert len(reads) == 2  # CPU read only at the 5% and 95% marks
+    report = {
+        "results": [
+            {
+                "scenario": "s",
+                "per_second": rate,
+                "cpu_seconds_per_1000": cpu,
+                "extra": {"overhead_p99_ms": 1.5, "cores_used": window.cores()},
+            }
+        ]
+    }
+    assert "| s | 100 | 5.00 | 1.5 |" in table(report)
