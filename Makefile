@@ -9,10 +9,10 @@ LOCALSTACK_PKGS := 'localstack-core[runtime]==4.13.1' 'cbor2<6' 'pyopenssl<25' '
 
 install: $(BIN)/.installed $(LS_VENV)/.installed
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml devstack/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev]' -e ./devstack
 	touch $@
 
 # LocalStack pins its own botocore, so it lives in a venv of its own (shared/notes/local-sqs.md).
@@ -29,8 +29,8 @@ test: install
 	$(BIN)/pytest
 
 lint: install
-	$(BIN)/ruff check worker handlers tests
-	$(BIN)/mypy worker handlers
+	$(BIN)/ruff check worker handlers devstack tests
+	$(BIN)/mypy worker handlers devstack
 	$(BIN)/hadolint Dockerfile
 	$(BIN)/cfn-lint infra/cloudformation/*.yaml
 

@@ -7,64 +7,24 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
-from pydantic import SecretStr
 
-from tests.conftest import (
+from tests.support import (
     API_KEY,
+    FLEET,
     Factory,
     LoggedProcess,
     drain,
+    env_for,
     envelope,
+    fleet,
     queue_for,
     send_bodies,
 )
-from worker.config import Settings, _setting_name
 from worker.store import Store
-
-FLEET = [sys.executable, "-m", "worker.cli"]
-
-
-def env_for(settings: Settings, **extra: str) -> dict[str, str]:
-    """The environment a `fleet` subprocess needs to run with exactly these settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLEET_", "AWS_"))}
-    for name in (
-        "DATABASE_URL",
-        "OPENAI_API_KEY",
-        "OPENAI_BASE_URL",
-        "AZURE_OPENAI_ENDPOINT",
-        "AZURE_OPENAI_API_KEY",
-        "AZURE_OPENAI_DEPLOYMENT",
-        "AZURE_OPENAI_AD_TOKEN",
-    ):
-        env.pop(name, None)
-    for field, info in Settings.model_fields.items():
-        value = getattr(settings, field)
-        if value is None or value == info.default:
-            continue
-        if isinstance(value, SecretStr):
-            value = value.get_secret_value()
-        elif isinstance(value, bool):
-            value = str(value).lower()
-        elif isinstance(value, tuple):
-            value = ",".join(map(str, value))
-        elif isinstance(value, dict):
-            value = json.dumps(value)
-        env[_setting_name(field)] = str(value)
-    env["FLEET_LOG_LEVEL"] = "INFO"  # the tests read the workers' event names
-    env.update(extra)
-    return env
-
-
-def fleet(args: list[str], env: dict[str, str], **kw: Any) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*FLEET, *args], env=env, capture_output=True, text=True, timeout=120, check=False, **kw
-    )
 
 
 async def test_enqueue_validates_before_sending(make_settings: Factory, tmp_path: Path) -> None:

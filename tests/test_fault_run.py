@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import API_KEY, Factory, drain, envelope, provider_settings, send_bodies
-from worker.local import FakeConfig, FakeLLM
-from worker.local.fake_llm import FAULT_KINDS
+from devstack import FakeConfig, FakeLLM
+from devstack.fake_llm import FAULT_KINDS
+from tests.support import API_KEY, Factory, drain, envelope, provider_settings, send_bodies
 from worker.providers import PriceTable
 from worker.store import Store
 

@@ -25,19 +25,20 @@ from typing import Any
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from tests.conftest import (
+from devstack import FakeConfig, FakeGateway, FakeLLM, FaultProxy
+from tests.support import (
     API_KEY,
     Factory,
     LoggedProcess,
+    env_for,
     envelope,
+    fleet,
     provider_settings,
     queue_for,
     send_bodies,
 )
-from tests.test_cli import env_for, fleet
 from worker.config import Settings
 from worker.contract import Envelope
-from worker.local import FakeConfig, FakeGateway, FakeLLM, FaultProxy
 from worker.store import Store
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]

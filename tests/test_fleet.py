@@ -7,8 +7,8 @@ import json
 import uuid
 from decimal import Decimal
 
-from tests.conftest import Factory, dlq_messages, drain, envelope, send_bodies
-from worker.local import FakeLLM
+from devstack import FakeLLM
+from tests.support import Factory, dlq_messages, drain, envelope, send_bodies
 from worker.store import CallRecord, Store, WorkflowRef
 
 

@@ -17,7 +17,7 @@ import httpx
 import yaml
 from cfnlint.decode.cfn_yaml import load as load_cfn
 
-from tests.conftest import Factory, dlq_messages, drain, envelope, send_bodies
+from tests.support import Factory, dlq_messages, drain, envelope, send_bodies
 from worker.aws import aws_client
 from worker.config import Settings
 from worker.observability import HealthServer, Metrics

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import API_KEY, Factory, drain, envelope, queue_for, send_bodies
+from devstack import FakeLLM
+from tests.support import API_KEY, Factory, drain, envelope, queue_for, send_bodies
 from worker.contract import Envelope
-from worker.local import FakeLLM
 from worker.store import Store
 
 

@@ -13,20 +13,21 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from tests.conftest import (
+from devstack import FakeLLM, scratch_database
+from devstack.localstack import free_port
+from tests.support import (
     API_KEY,
     Factory,
     LoggedProcess,
     drain,
+    env_for,
     envelope,
+    fleet,
     queue_for,
     send_bodies,
 )
-from tests.test_cli import env_for, fleet
 from worker.aws import aws_client
 from worker.config import Settings
-from worker.local import FakeLLM, scratch_database
-from worker.local.localstack import free_port
 from worker.observability import CloudWatchPublisher, HealthServer, Metrics
 from worker.store import Store, migrate
 

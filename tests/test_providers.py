@@ -442,8 +442,8 @@ async def test_no_key_or_prompt_text_in_logs(capsys: pytest.CaptureFixture[str])
 
 async def test_production_transport_against_the_fake_server() -> None:
     """The aiohttp path (no test transport): answers, resets, timeouts, refused ports."""
-    from worker.local import FakeLLM
-    from worker.local.localstack import free_port
+    from devstack import FakeLLM
+    from devstack.localstack import free_port
     from worker.sends.gateway import GatewayClient
 
     def ask(marker: str) -> ChatRequest:

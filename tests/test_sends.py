@@ -12,18 +12,19 @@ import uuid
 
 import pytest
 
-from tests.conftest import (
+from devstack import FakeGateway, GatewayConfig
+from tests.support import (
     API_KEY,
     Factory,
     LoggedProcess,
     drain,
+    env_for,
     envelope,
+    fleet,
     queue_for,
     run_until,
     send_bodies,
 )
-from tests.test_cli import env_for, fleet
-from worker.local import FakeGateway, GatewayConfig
 from worker.store import Store
 
 FLEET = [sys.executable, "-m", "worker.cli"]

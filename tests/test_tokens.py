@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 
-from worker.local.fake_llm import official_usage
+from devstack.fake_llm import official_usage
 from worker.providers import count_messages, count_text
 
 SNIPPETS = [

@@ -175,8 +175,8 @@ async def test_batcher_group_commit_sends_what_arrived_meanwhile_together() -> N
 
 
 def test_bench_window_reads_rate_and_cpu_between_5_and_95_percent() -> None:
-    from worker.local.bench import Window
-    from worker.local.bench_report import table
+    from devstack.bench import Window
+    from devstack.bench_report import table
 
     finished = [100.0 + i * 0.01 for i in range(1000)]  # 100 msg/s from t=100
     samples = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any
 
@@ -11,18 +12,49 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from worker.commands import dlq, local, operations
+from worker.commands import dlq, operations
 from worker.commands.common import console, errors, friendly, run_async, settings_from_env
 from worker.config import Settings
 from worker.contract import Envelope, json_schema
 from worker.errors import EnqueueRefused
 
 SCHEMA_PATH = Path("docs/contract.schema.json")
+PLUGINS = "fleet.commands"
+DEV_COMMANDS = ("demo", "bench", "dev")
+
+
+class FleetGroup(click.Group):
+    """`fleet` plus the commands other installed packages add (entry point group
+    ``fleet.commands``): the dev stack's `demo`, `bench` and `dev` exist only where the
+    ``devstack`` package is installed, never in the production image."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *(e.name for e in _plugins())})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        found = super().get_command(ctx, cmd_name)
+        if found is not None:
+            return found
+        for entry in _plugins():
+            if entry.name == cmd_name:
+                command: click.Command = entry.load()
+                return command
+        if cmd_name in DEV_COMMANDS:
+            raise click.UsageError(
+                f"`fleet {cmd_name}` is a dev-stack command and the devstack package is not "
+                "installed here (it never ships in the production image): run `make install` "
+                "in a checkout of the project"
+            )
+        return None
+
+
+def _plugins() -> list[EntryPoint]:
+    return list(entry_points(group=PLUGINS))
 _settings = settings_from_env
 _run = run_async
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=FleetGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Hybrid Orchestrator worker fleet.
 
@@ -343,8 +375,6 @@ def schema(out: Path, check: bool) -> None:
 
 
 main.add_command(dlq.dlq)
-main.add_command(local.demo)
-main.add_command(local.bench)
 main.add_command(operations.costs)
 main.add_command(operations.top)
 

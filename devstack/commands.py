@@ -27,7 +27,7 @@ def demo(as_json: bool, verbose: bool) -> None:
     malformed body, a permanent and a transient failure; drains it; prints
     what happened.
     """
-    from worker.local.demo import demo_settings, local_stack, run_demo
+    from devstack.demo import demo_settings, local_stack, run_demo
 
     level = "INFO" if verbose else "ERROR"
     starting = "starting the local stack (LocalStack, PostgreSQL, fake OpenAI)"
@@ -59,9 +59,9 @@ def demo(as_json: bool, verbose: bool) -> None:
 @friendly
 def bench(quick: bool, out: Path, chart: Path) -> None:
     """Benchmark the fleet against a bare SQS loop on the local stack; write a report."""
-    from worker.local.bench import run_bench
-    from worker.local.bench_report import write
-    from worker.local.demo import local_stack
+    from devstack.bench import run_bench
+    from devstack.bench_report import write
+    from devstack.demo import local_stack
 
     with local_stack() as urls:
         report = run_async(run_bench(urls, quick=quick, log=lambda line: errors.print(line)))

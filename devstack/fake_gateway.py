@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from worker.local._server import ThreadedApp
+from devstack._server import ThreadedApp
 
 __all__ = ["Delivery", "FakeGateway", "GatewayConfig"]
 

@@ -28,11 +28,11 @@ from typing import Any
 
 import psutil
 
+from devstack.demo import DEMO_KEY, StackUrls, demo_settings
+from devstack.fake_llm import FakeConfig, Latency
 from worker.aws import aws_client
 from worker.config import Settings
 from worker.contract import Envelope, Intent, encode_envelope, message_attributes
-from worker.local.demo import DEMO_KEY, StackUrls, demo_settings
-from worker.local.fake_llm import FakeConfig, Latency
 from worker.queue import QueueClient, QueueSpec, create_queues
 from worker.store import Store, migrate
 

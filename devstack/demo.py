@@ -20,13 +20,13 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from devstack.fake_gateway import FakeGateway
+from devstack.fake_llm import FakeLLM
+from devstack.localstack import LocalStack
+from devstack.postgres import EmbeddedPostgres, scratch_database
 from worker.config import Settings, load_settings
 from worker.consumer import run_worker
 from worker.contract import INTERNAL_TYPES, Envelope, Intent, encode_envelope, message_attributes
-from worker.local.fake_gateway import FakeGateway
-from worker.local.fake_llm import FakeLLM
-from worker.local.localstack import LocalStack
-from worker.local.postgres import EmbeddedPostgres, scratch_database
 from worker.queue import QueueClient, QueueSpec, create_queues
 from worker.store import Store, migrate
 

@@ -38,8 +38,8 @@ from typing import Any
 
 from aiohttp import web
 
-from worker.local._server import ThreadedApp
-from worker.local.fake_replies import (
+from devstack._server import ThreadedApp
+from devstack.fake_replies import (
     example_from_schema,
     official_counter,
     official_usage,

@@ -35,7 +35,7 @@ def find_localstack_python() -> Path:
     given = os.environ.get("FLEET_LOCALSTACK_PYTHON")
     if given:
         return Path(given)
-    places = [Path.cwd(), *Path.cwd().parents, Path(__file__).resolve().parents[2]]
+    places = [Path.cwd(), *Path.cwd().parents, Path(__file__).resolve().parents[1]]
     for place in places:
         candidate = place / ".localstack" / "bin" / "python"
         if candidate.exists():

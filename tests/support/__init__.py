@@ -1,0 +1,30 @@
+"""What tests share, imported from here and never from another test module."""
+
+from tests.support.cli import FLEET, LoggedProcess, env_for, fleet
+from tests.support.fleet import (
+    API_KEY,
+    Factory,
+    dlq_messages,
+    drain,
+    envelope,
+    provider_settings,
+    queue_for,
+    run_until,
+    send_bodies,
+)
+
+__all__ = [
+    "API_KEY",
+    "FLEET",
+    "Factory",
+    "LoggedProcess",
+    "dlq_messages",
+    "drain",
+    "env_for",
+    "envelope",
+    "fleet",
+    "provider_settings",
+    "queue_for",
+    "run_until",
+    "send_bodies",
+]
