@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from worker import __version__
 from worker.commands import dlq, enqueue, operations, status
 from worker.commands.common import console, errors, friendly, run_async, settings_from_env
 from worker.contract import json_schema
@@ -50,6 +51,7 @@ _run = run_async
 
 
 @click.group(cls=FleetGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", "-V", prog_name="fleet")
 def main() -> None:
     """Hybrid Orchestrator worker fleet.
 

@@ -110,6 +110,7 @@ class OperationsSettings(_Group):
     db_pool_max: int
     migrate_on_start: bool
     health_port: int
+    health_host: str
     liveness_seconds: float
     cloudwatch_enabled: bool
     cloudwatch_endpoint_url: str | None

@@ -148,6 +148,7 @@ class Settings(BaseSettings):
 
     # --- operations -----------------------------------------------------
     health_port: int = Field(8080, ge=0, le=65535, description="0 turns the endpoint off")
+    health_host: str = Field("127.0.0.1", description="the image sets 0.0.0.0")
     liveness_seconds: float = Field(60.0, gt=0)
     cloudwatch_enabled: bool = True
     cloudwatch_endpoint_url: str | None = Field(
