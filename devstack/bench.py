@@ -32,7 +32,7 @@ from devstack.demo import DEMO_KEY, StackUrls, demo_settings
 from devstack.fake_llm import FakeConfig, Latency
 from worker.aws import aws_client
 from worker.config import Settings
-from worker.contract import Envelope, Intent, encode_envelope, message_attributes
+from worker.contract import Envelope, Intent
 from worker.queue import QueueClient, QueueSpec, create_queues
 from worker.store import Store, migrate
 
@@ -147,12 +147,10 @@ async def _fill(settings: Settings, count: int) -> dict[str, float]:
                         }
                     )
                 )
-                items.append(
-                    (encode_envelope(env, settings.max_message_bytes), message_attributes(env))
-                )
+                items.append(env)
                 ids.append(str(env.workflow_id))
             async with gate:
-                await queue.send_batch(items)
+                await queue.send_envelopes(items)
             now = time.time()
             sent.update(dict.fromkeys(ids, now))
 

@@ -26,7 +26,7 @@ from devstack.localstack import LocalStack
 from devstack.postgres import EmbeddedPostgres, scratch_database
 from worker.config import Settings, load_settings
 from worker.consumer import run_worker
-from worker.contract import INTERNAL_TYPES, Envelope, Intent, encode_envelope, message_attributes
+from worker.contract import INTERNAL_TYPES, Envelope, Intent
 from worker.queue import QueueClient, QueueSpec, create_queues
 from worker.store import Store, migrate
 
@@ -105,12 +105,12 @@ def demo_settings(urls: StackUrls, **overrides: Any) -> Settings:
     return load_settings(**values)
 
 
-def demo_messages(run: str) -> list[tuple[str, str]]:
-    """(label, body): the four intents, malformed bodies, a permanent and a transient fault."""
+def demo_messages(run: str) -> list[tuple[str, Envelope | str]]:
+    """(label, envelope or raw body): the four intents, malformed bodies, a permanent and a
+    transient fault."""
 
-    def env(label: str, intent: dict[str, Any]) -> tuple[str, str]:
-        envelope = Envelope.wrap(Intent.model_validate(intent))
-        return label, encode_envelope(envelope, 262_144)
+    def env(label: str, intent: dict[str, Any]) -> tuple[str, Envelope | str]:
+        return label, Envelope.wrap(Intent.model_validate(intent))
 
     return [
         env(
@@ -190,16 +190,13 @@ def demo_messages(run: str) -> list[tuple[str, str]]:
     ]
 
 
-async def _enqueue(settings: Settings, messages: list[tuple[str, str]]) -> None:
+async def _enqueue(settings: Settings, messages: list[tuple[str, Envelope | str]]) -> None:
     async with QueueClient.from_settings(settings) as q:
         for _, body in messages:
-            try:
-                envelope = Envelope.model_validate_json(body)
-            except ValueError:
+            if isinstance(body, Envelope):
+                await q.send_envelope(body)
+            else:  # a raw body (malformed on purpose, or a bare intent): as it is
                 await q.send(body, {})
-                continue
-            lane = q.lane_for(envelope.intent.priority)
-            await q.send(body, message_attributes(envelope), lane=lane)
 
 
 async def summarize(

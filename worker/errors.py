@@ -8,7 +8,7 @@ to that service, with ``raise Ours(...) from exc``.
     ├── ConfigError                 bad settings, found at start-up
     ├── MalformedMessage            body is not a valid v1 message: DLQ at once
     ├── EnqueueRefused              a producer-side refusal (too large, invalid)
-    ├── Deferred                    not yet: run again in N seconds (a send slot)
+    ├── NotDue                      not yet: run again in N seconds (a send slot)
     ├── RetryableError              try again later (SQS visibility backoff)
     │   ├── ProviderTimeout
     │   ├── ProviderRateLimited
@@ -33,11 +33,11 @@ from __future__ import annotations
 __all__ = [
     "ConfigError",
     "DeadlineExceeded",
-    "Deferred",
     "EnqueueRefused",
     "InvalidOutput",
     "LeaseHeld",
     "MalformedMessage",
+    "NotDue",
     "PermanentError",
     "ProviderNetworkError",
     "ProviderQuotaExceeded",
@@ -86,10 +86,11 @@ class EnqueueRefused(WorkerError):
     code = "enqueue_refused"
 
 
-class Deferred(WorkerError):
-    """Not a failure: the work is due later (a send slot in the future)."""
+class NotDue(WorkerError):
+    """Not a failure: the work is due later (a send slot in the future); the consumer
+    postpones the message (outcome ``postponed``)."""
 
-    code = "deferred"
+    code = "not_due"
 
     def __init__(self, message: str, *, seconds: float) -> None:
         super().__init__(message)

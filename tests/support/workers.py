@@ -10,7 +10,7 @@ from typing import Any
 from devstack import FakeLLM
 from worker.config import Settings
 from worker.consumer import FleetStats, run_worker
-from worker.contract import Envelope, Intent, encode_envelope, message_attributes
+from worker.contract import Envelope, Intent
 from worker.queue import QueueClient
 
 API_KEY = "sk-test-fleet-secret-key-1234567890"
@@ -29,12 +29,8 @@ async def send_bodies(settings: Settings, bodies: list[str | Envelope]) -> None:
     async with queue_for(settings) as queue:
         for body in bodies:
             if isinstance(body, Envelope):
-                await queue.send(
-                    encode_envelope(body, settings.max_message_bytes),
-                    message_attributes(body),
-                    lane=queue.lane_for(body.intent.priority),
-                )
-            else:
+                await queue.send_envelope(body)
+            else:  # a raw body, as it is (malformed on purpose, bare intents)
                 await queue.send(body, {})
 
 

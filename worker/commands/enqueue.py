@@ -138,6 +138,5 @@ async def _send(settings: Settings, envelopes: list[Envelope]) -> list[str]:
             return await enqueue_envelopes(
                 q,
                 envelopes,
-                max_bytes=settings.max_message_bytes,
                 on_sent=lambda n: progress.advance(task, n),
             )

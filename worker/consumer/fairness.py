@@ -44,14 +44,14 @@ class Fairness:
         self._window = window
         self._in_hand: Counter[str] = Counter()
         self._seen: dict[str, float] = {}
-        self.deferred = 0
+        self.requeued = 0  # messages turned away (the fleet requeues them)
 
     def admit(self, user: str) -> bool:
         """May this user's message start now? (Counts it in hand if so.)"""
         now = time.monotonic()
         self._seen[user] = now
         if self.enabled and self._in_hand[user] >= self.cap and self._others_active(user, now):
-            self.deferred += 1
+            self.requeued += 1
             return False
         self._in_hand[user] += 1
         return True

@@ -86,6 +86,9 @@ class Capacity:
 
 @dataclass(slots=True)
 class FleetStats:
+    """What one run did: messages received, released at shutdown, and the count of
+    each outcome word (``outcomes.Outcome``), read from the metrics at the end."""
+
     received: int = 0
     released: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
@@ -100,12 +103,11 @@ class Fleet:
         queue: QueueClient,
         processor: Processor,
         heartbeat: Heartbeat,
-        metrics: Metrics | None = None,
+        metrics: Metrics,
     ) -> None:
         self._settings = settings
-        self._metrics = metrics or Metrics()
+        self._metrics = metrics
         self.last_progress = time.monotonic()
-        heartbeat.on_tick = self._tick
         self._queue = queue
         self._processor = processor
         self._heartbeat = heartbeat
@@ -145,9 +147,9 @@ class Fleet:
             "fleet_started",
             concurrency=self._settings.concurrency,
             pollers=self._settings.pollers,
-            max_receives=self._processor.max_receives,
+            max_receives=self._queue.max_receives or self._settings.max_receives,
         )
-        beat = asyncio.create_task(self._heartbeat.run(), name="heartbeat")
+        beat = asyncio.create_task(self._heartbeat.run(self._tick), name="heartbeat")
         pollers = [
             asyncio.create_task(self._poll(n), name=f"poller-{n}")
             for n in range(self._settings.pollers)
@@ -168,7 +170,7 @@ class Fleet:
                     helper.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await helper
-        self.stats.outcomes = dict(self._processor.counts)
+        self.stats.outcomes = self._metrics.totals()
         log.info("fleet_stopped", **self.stats.outcomes)
         if self._fatal is not None:
             raise self._fatal
@@ -202,8 +204,8 @@ class Fleet:
             self.last_progress = time.monotonic()
             self._capacity.give(granted - len(messages))
             self.stats.received += len(messages)
-            self._metrics.message_received(len(messages))
-            self._processor.note_sent_times(messages)
+            sent = [m.sent_at_ms for m in messages if m.sent_at_ms]
+            self._metrics.message_received(len(messages), min(sent, default=0))
             if self._stopping.is_set():
                 await self._release(messages)
                 continue
@@ -269,7 +271,7 @@ class Fleet:
 
     async def _drain(self) -> None:
         await self._drain_handlers()
-        await self._processor.settle()
+        await self._processor.drain()
 
     async def _drain_handlers(self) -> None:
         if not self._tasks:

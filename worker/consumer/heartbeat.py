@@ -42,6 +42,7 @@ class Heartbeat:
         interval: float,
         visibility_timeout: int,
         lease_seconds: float,
+        metrics: Metrics | None = None,
     ) -> None:
         self._queue = queue
         self._store = store
@@ -52,8 +53,7 @@ class Heartbeat:
         self._tracked: dict[str, _Tracked] = {}
         self.extensions = 0
         self.failures = 0
-        self.on_tick: Callable[[], None] | None = None
-        self.metrics: Metrics | None = None
+        self._metrics = metrics
 
     def track(self, message: Received, workflow_id: str) -> None:
         self._tracked[message.receipt_handle] = _Tracked(message, workflow_id, time.monotonic())
@@ -61,12 +61,13 @@ class Heartbeat:
     def untrack(self, message: Received) -> None:
         self._tracked.pop(message.receipt_handle, None)
 
-    async def run(self) -> None:
+    async def run(self, on_tick: Callable[[], None] | None = None) -> None:
+        """Beat until cancelled, calling ``on_tick`` (the fleet's liveness) each tick."""
         tick = min(1.0, self._interval / 2)
         while True:
             await asyncio.sleep(tick)
-            if self.on_tick is not None:
-                self.on_tick()
+            if on_tick is not None:
+                on_tick()
             await self.beat()
 
     async def beat(self) -> None:
@@ -79,8 +80,8 @@ class Heartbeat:
             return_exceptions=True,
         )
         for tracked, result in zip(due, results, strict=True):
-            if self.metrics is not None:
-                self.metrics.extension(not isinstance(result, BaseException))
+            if self._metrics is not None:
+                self._metrics.extension(not isinstance(result, BaseException))
             if isinstance(result, BaseException):
                 self.failures += 1
                 log.warning(

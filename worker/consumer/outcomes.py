@@ -1,17 +1,33 @@
-"""The vocabulary of a message's fate: outcomes, the work in hand, dead-letter rows."""
+"""The vocabulary of a message's fate: outcomes, the work in hand, dead-letter rows.
+
+One word per outcome, the same in logs, metrics, ``FleetStats`` and the docs:
+
+completed      result and costs saved, message deleted
+duplicate      the workflow was completed already: deleted without running
+held           another worker holds the lease: hidden until the lease ends
+retried        failure recorded, message visible again after the backoff
+dead_lettered  failure recorded, message on the DLQ (permanent, or out of receives)
+malformed      not a message we can serve: dead-letter row, message on the DLQ
+postponed      not due yet (a send slot): a delayed copy replaces the message
+requeued       fairness: a delayed copy goes to the back of the lane
+released       shutdown overtook the handler: visible again at once
+unsaved        the verdict could not be made durable (Postgres or SQS refused):
+               nothing acknowledged, the message comes back later
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from handlers import Handler
 from worker.contract import Envelope, Intent
 from worker.errors import WorkerError
 from worker.providers import LLMSession
 from worker.queue import Received
 from worker.store import DeadLetter, WorkflowRef
 
-__all__ = ["Outcome", "Work", "dead_letter_row", "parent_of", "reason_of"]
+__all__ = ["Outcome", "Parsed", "Work", "dead_letter_row", "parent_of", "reason_of"]
 
 Outcome = Literal[
     "completed",
@@ -20,11 +36,21 @@ Outcome = Literal[
     "retried",
     "dead_lettered",
     "malformed",
-    "released",
-    "deferred",
     "postponed",
     "requeued",
+    "released",
+    "unsaved",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """A decoded message whose handler is known, not yet claimed."""
+
+    message: Received
+    envelope: Envelope
+    ref: WorkflowRef
+    handler: Handler
 
 
 @dataclass(slots=True)
@@ -34,6 +60,7 @@ class Work:
     message: Received
     envelope: Envelope
     ref: WorkflowRef
+    handler: Handler
     session: LLMSession
 
 

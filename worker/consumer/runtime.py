@@ -7,7 +7,6 @@ import contextlib
 import os
 import signal
 import socket
-import time
 from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import AsyncExitStack
 from typing import Any
@@ -16,11 +15,13 @@ import structlog
 from pydantic import SecretStr
 
 from worker.config import Settings
+from worker.consumer.decide import Decider
 from worker.consumer.fleet import Fleet, FleetStats
 from worker.consumer.heartbeat import Heartbeat
 from worker.consumer.policy import worker_id
 from worker.consumer.processor import Processor
-from worker.contract import Envelope, encode_envelope, message_attributes
+from worker.consumer.settle import Settler
+from worker.contract import Envelope
 from worker.errors import ConfigError, WorkerError
 from worker.observability import CloudWatchPublisher, HealthServer, Metrics
 from worker.observability.logging import add_secrets
@@ -107,12 +108,7 @@ def build_sends(settings: Settings, store: Store, queue: QueueClient) -> Sends:
         log.warning("send_gateway_not_configured", setting="FLEET_SEND_GATEWAY_URL")
 
     async def enqueue(envelope: Envelope, delay: int) -> None:
-        await queue.send(
-            encode_envelope(envelope, settings.max_message_bytes),
-            message_attributes(envelope),
-            delay=delay,
-            lane=queue.lane_for(envelope.intent.priority),
-        )
+        await queue.send_envelope(envelope, delay)
 
     return Sends(
         SendLedger(store),
@@ -170,15 +166,20 @@ async def run_worker(
             interval=settings.heartbeat_interval,
             visibility_timeout=settings.visibility_timeout,
             lease_seconds=settings.lease,
+            metrics=metrics,
         )
-        heartbeat.metrics = metrics
         sends = build_sends(settings, store, queue)
         if sends.gateway is not None:
             stack.push_async_callback(sends.gateway.close)
-        processor = Processor(settings, queue, store, llm, heartbeat, owner, costs, sends, metrics)
+        processor = Processor(
+            Decider(settings, queue, store, llm, owner, sends),
+            Settler(settings, queue, store, owner, costs),
+            heartbeat,
+            metrics,
+        )
         fleet = Fleet(settings, queue, processor, heartbeat, metrics)
         _background(stack, costs.run(), _final_flush_of(costs))
-        await _start_sidecars(stack, settings, fleet, processor, queue, store, metrics, owner)
+        await _start_sidecars(stack, settings, fleet, queue, store, metrics, owner)
         if handle_signals:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -212,13 +213,12 @@ async def _start_sidecars(
     stack: AsyncExitStack,
     settings: Settings,
     fleet: Fleet,
-    processor: Processor,
     queue: QueueClient,
     store: Store,
     metrics: Metrics,
     owner: str,
 ) -> None:
-    """Health endpoint, CloudWatch publisher and the live-worker registry."""
+    """Health endpoint, the live-worker registry and the CloudWatch publisher."""
     if settings.health_port:
 
         async def ready() -> tuple[bool, str]:
@@ -232,7 +232,13 @@ async def _start_sidecars(
                 return False, f"not ready: {exc or type(exc).__name__}"
             return True, "sqs and postgres reachable"
 
-        health = HealthServer(settings.health_port, live=fleet.live, ready=ready, metrics=metrics)
+        health = HealthServer(
+            settings.health_port,
+            live=fleet.live,
+            ready=ready,
+            metrics=metrics,
+            host=settings.health_host,
+        )
         await health.start()
         stack.push_async_callback(health.stop)
         log.info("health_endpoint_started", port=health.port)
@@ -252,26 +258,30 @@ async def _start_sidecars(
 
     _background(stack, registry(), unregister)
     if settings.cloudwatch_enabled:
+        await _start_publisher(stack, settings, queue, store, metrics)
 
-        async def sample() -> None:
-            depth = await queue.depth()
-            workers = max(1, await store.live_workers())
-            metrics.gauge("BacklogPerWorker", depth.visible / workers)
-            if processor.oldest_sent_ms:
-                age = time.time() - processor.oldest_sent_ms / 1000
-                metrics.gauge("ApproximateAgeOfOldestMessage", max(0.0, age), "Seconds")
-                processor.oldest_sent_ms = 0
 
-        publisher = CloudWatchPublisher(
-            metrics,
-            namespace=settings.metrics_namespace,
-            endpoint=settings.cloudwatch_endpoint_url,
-            region=settings.aws_region,
-            interval=settings.metrics_interval,
-            sample=sample,
-        )
-        await publisher.open()
-        _background(stack, publisher.run(), publisher.close)
+async def _start_publisher(
+    stack: AsyncExitStack, settings: Settings, queue: QueueClient, store: Store, metrics: Metrics
+) -> None:
+    """CloudWatch: the metrics, plus backlog per worker and the oldest message's age."""
+
+    async def sample() -> None:
+        depth = await queue.depth()
+        workers = max(1, await store.live_workers())
+        metrics.gauge("BacklogPerWorker", depth.visible / workers)
+        metrics.sample_message_age()
+
+    publisher = CloudWatchPublisher(
+        metrics,
+        namespace=settings.metrics_namespace,
+        endpoint=settings.cloudwatch_endpoint_url,
+        region=settings.aws_region,
+        interval=settings.metrics_interval,
+        sample=sample,
+    )
+    await publisher.open()
+    _background(stack, publisher.run(), publisher.close)
 
 
 def _final_flush_of(costs: CostBuffer) -> Callable[[], Awaitable[None]]:

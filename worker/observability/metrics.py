@@ -9,6 +9,8 @@ process and flushed on a timer by ``CloudWatchPublisher``.
 from __future__ import annotations
 
 import threading
+import time
+from collections import Counter as Tally
 from dataclasses import dataclass
 from typing import Literal
 
@@ -64,16 +66,26 @@ class Metrics:
             "fleet_visibility_extensions", "Visibility extensions", registry=r
         )
         self.lost_leases = Counter("fleet_lost_leases", "Extensions that failed", registry=r)
+        self.requeues = Counter(
+            "fleet_fair_requeues", "Messages put back for per-user fairness", registry=r
+        )
         self._lock = threading.Lock()
         self._pending: dict[Key, StatSet] = {}
+        self._totals: Tally[str] = Tally()
+        self._oldest_sent_ms = 0
 
     # --- events ----------------------------------------------------------
-    def message_received(self, count: int) -> None:
+    def message_received(self, count: int, oldest_sent_ms: int = 0) -> None:
+        """``count`` messages received; the oldest was sent at ``oldest_sent_ms`` (epoch ms,
+        0 unknown), kept for the ApproximateAgeOfOldestMessage sample."""
         if count:
             self.received.inc(count)
             self._aggregate("MessagesReceived", {}, float(count), "Count")
+        if oldest_sent_ms and (self._oldest_sent_ms == 0 or oldest_sent_ms < self._oldest_sent_ms):
+            self._oldest_sent_ms = oldest_sent_ms
 
     def workflow(self, intent: str, outcome: str, seconds: float) -> None:
+        self._totals[outcome] += 1
         self.outcomes.labels(intent, outcome).inc()
         self.handler_seconds.labels(intent).observe(seconds)
         self._aggregate("Workflows", {"IntentType": intent, "Outcome": outcome}, 1.0, "Count")
@@ -94,6 +106,23 @@ class Metrics:
         self._aggregate("ProviderLatency", {"Provider": provider}, seconds, "Seconds")
         if cost:
             self._aggregate("CostUSD", {"Provider": provider}, cost, "None")
+
+    def requeued(self) -> None:
+        """A fairness requeue: counted with the outcomes, not as a workflow run."""
+        self._totals["requeued"] += 1
+        self.requeues.inc()
+
+    def totals(self) -> dict[str, int]:
+        """Outcome counts since start, by outcome word (``FleetStats.outcomes``)."""
+        return dict(self._totals)
+
+    def sample_message_age(self, now: float | None = None) -> None:
+        """Gauge the age of the oldest message received since the last sample, then forget
+        it (the next sample covers the next interval)."""
+        if self._oldest_sent_ms:
+            age = (time.time() if now is None else now) - self._oldest_sent_ms / 1000
+            self.gauge("ApproximateAgeOfOldestMessage", max(0.0, age), "Seconds")
+            self._oldest_sent_ms = 0
 
     def breaker_state(self, provider: str, state: str) -> None:
         self.breaker.labels(provider).set(_BREAKER.get(state, 0))

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from worker.contract import Envelope, Intent, encode_envelope, message_attributes
+from worker.contract import Envelope, Intent, encode_envelope
 from worker.errors import EnqueueRefused
 from worker.queue import LaneName, QueueClient
 
@@ -58,27 +58,27 @@ async def enqueue_envelopes(
     queue: QueueClient,
     envelopes: list[Envelope],
     *,
-    max_bytes: int,
     on_sent: Callable[[int], None] | None = None,
     parallel: int = 4,
 ) -> list[str]:
-    """Send every envelope (batches of 10, ``parallel`` batches at once); return message ids."""
+    """Send every envelope (batches of 10 per lane, ``parallel`` batches at once) through
+    ``QueueClient.send_envelopes``; return message ids. Every body is size-checked (against
+    the queue client's ``max_message_bytes``) before the first is sent."""
+    for env in envelopes:
+        encode_envelope(env, queue.max_message_bytes)
     by_lane: dict[LaneName, list[int]] = {}
     for index, env in enumerate(envelopes):
         by_lane.setdefault(queue.lane_for(env.intent.priority), []).append(index)
-    bodies = [(encode_envelope(env, max_bytes), message_attributes(env)) for env in envelopes]
-    batches: list[tuple[LaneName, list[int]]] = [
-        (lane, indexes[i : i + 10])
-        for lane, indexes in by_lane.items()
-        for i in range(0, len(indexes), 10)
+    batches = [
+        indexes[i : i + 10] for indexes in by_lane.values() for i in range(0, len(indexes), 10)
     ]
     ids: list[str] = [""] * len(envelopes)
     gate = asyncio.Semaphore(parallel)
 
     async def send(index: int) -> None:
-        lane, members = batches[index]
+        members = batches[index]
         async with gate:
-            sent = await queue.send_batch([bodies[i] for i in members], lane)
+            sent = await queue.send_envelopes([envelopes[i] for i in members])
         for member, message_id in zip(members, sent, strict=True):
             ids[member] = message_id
         if on_sent is not None:

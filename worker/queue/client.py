@@ -1,28 +1,29 @@
-"""The SQS client: receive, delete, visibility, send, DLQ moves, depths, lanes.
+"""The SQS client: receive, delete, visibility, send, DLQ moves, lanes.
 
 A fleet has a standard lane (the work queue and its DLQ) and, when it exists,
 a priority lane (``<queue>-priority`` and its DLQ) for ``critical``/``high``
 intents. Every received message remembers its lane, so deletes, visibility
-changes and DLQ moves go to the queue it came from.
+changes and DLQ moves go to the queue it came from. An envelope is put on a
+queue in one place, ``send_envelope`` (and ``send_envelopes`` for batches):
+it picks the lane, the attributes and enforces the size limit.
 
 botocore errors are translated by ``worker.aws`` into ``QueueUnavailable``
-(retryable) or ``ConfigError`` (a queue that does not exist). Queue URLs are
-always read from the server, never built.
+(retryable) or ``ConfigError`` (a queue that does not exist). Operator calls
+(depths, purges, the DLQ workbench, SQS's redrive) live in ``operators``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
 from worker.aws import aws_call, aws_client
-from worker.batcher import Batcher
 from worker.config import Settings
+from worker.contract import Envelope, encode_envelope, message_attributes
 from worker.errors import ConfigError, QueueUnavailable
+from worker.queue.lanes import PRIORITY_LEVELS, Lane, open_lane
 from worker.queue.messages import (
     Attributes,
     LaneName,
@@ -31,25 +32,12 @@ from worker.queue.messages import (
     attributes_of,
     sqs_safe,
 )
+from worker.queue.operators import QueueOperations
 
 __all__ = ["LaneName", "QueueClient", "QueueDepth", "Received", "attributes_of", "sqs_client"]
 
-PRIORITY_LEVELS = frozenset({"critical", "high"})
-# Deletes and visibility changes wait this long to fill a batch of 10: at 200 msg/s a
-# 5 ms wait sent batches of 4, and every call costs the queue server (and AWS bills it).
-BATCH_LINGER = 0.05
+DEFAULT_MAX_BYTES = 262_144
 log = structlog.get_logger("worker.queue")
-
-
-@dataclass(slots=True)
-class _Lane:
-    name: LaneName
-    queue_name: str
-    url: str
-    dlq_url: str
-    max_receives: int | None
-    deletes: Batcher[Received, None]
-    visibility: Batcher[tuple[Received, int], None]
 
 
 def sqs_client(endpoint: str | None, region: str, *, pool: int = 50) -> Any:
@@ -57,7 +45,7 @@ def sqs_client(endpoint: str | None, region: str, *, pool: int = 50) -> Any:
     return aws_client("sqs", endpoint, region, pool=pool)
 
 
-class QueueClient:
+class QueueClient(QueueOperations):
     """The work queue(s) and DLQ(s). ``async with QueueClient(...) as queue``."""
 
     def __init__(
@@ -69,16 +57,18 @@ class QueueClient:
         region: str,
         pool: int = 50,
         priority_name: str | None = None,
+        max_message_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         self.queue_name = queue_name
         self.dlq_name = dlq_name
         self.priority_name = priority_name
+        self.max_message_bytes = max_message_bytes
         self._endpoint = endpoint
         self._region = region
         self._pool = pool
         self._stack: contextlib.AsyncExitStack | None = None
         self._client: Any = None
-        self.lanes: dict[LaneName, _Lane] = {}
+        self.lanes: dict[LaneName, Lane] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings, pool: int = 50) -> QueueClient:
@@ -89,6 +79,7 @@ class QueueClient:
             region=settings.aws_region,
             pool=pool,
             priority_name=settings.priority_lane_name,
+            max_message_bytes=settings.max_message_bytes,
         )
 
     async def open(self) -> None:
@@ -98,60 +89,19 @@ class QueueClient:
         )
         self._stack = stack
         try:
-            self.lanes["standard"] = await self._lane("standard", self.queue_name, self.dlq_name)
+            self.lanes["standard"] = await open_lane(
+                self._client, "standard", self.queue_name, self.dlq_name
+            )
             if self.priority_name:
                 try:
-                    self.lanes["priority"] = await self._lane(
-                        "priority", self.priority_name, f"{self.priority_name}-dlq"
+                    self.lanes["priority"] = await open_lane(
+                        self._client, "priority", self.priority_name, f"{self.priority_name}-dlq"
                     )
                 except ConfigError:
                     log.warning("priority_lane_missing", queue=self.priority_name)
         except BaseException:
             await self.close()
             raise
-
-    async def _lane(self, name: LaneName, queue_name: str, dlq_name: str) -> _Lane:
-        url = await self._url_of(queue_name)
-        dlq_url = await self._url_of(dlq_name)
-        attrs = await aws_call(
-            "GetQueueAttributes",
-            lambda: self._client.get_queue_attributes(
-                QueueUrl=url, AttributeNames=["RedrivePolicy"]
-            ),
-        )
-        policy = attrs.get("Attributes", {}).get("RedrivePolicy")
-        receives = int(json.loads(policy)["maxReceiveCount"]) if policy else None
-
-        async def delete_batch(batch: list[Received]) -> list[BaseException | None]:
-            entries = [
-                {"Id": str(i), "ReceiptHandle": m.receipt_handle} for i, m in enumerate(batch)
-            ]
-            reply = await aws_call(
-                "DeleteMessageBatch",
-                lambda: self._client.delete_message_batch(QueueUrl=url, Entries=entries),
-            )
-            return _per_entry("DeleteMessage", len(batch), reply)
-
-        async def visibility_batch(batch: list[tuple[Received, int]]) -> list[BaseException | None]:
-            entries = [
-                {"Id": str(i), "ReceiptHandle": m.receipt_handle, "VisibilityTimeout": seconds}
-                for i, (m, seconds) in enumerate(batch)
-            ]
-            reply = await aws_call(
-                "ChangeMessageVisibilityBatch",
-                lambda: self._client.change_message_visibility_batch(QueueUrl=url, Entries=entries),
-            )
-            return _per_entry("ChangeMessageVisibility", len(batch), reply)
-
-        return _Lane(
-            name,
-            queue_name,
-            url,
-            dlq_url,
-            receives,
-            Batcher(delete_batch, linger=BATCH_LINGER),
-            Batcher(visibility_batch, linger=BATCH_LINGER),
-        )
 
     async def close(self) -> None:
         for lane in self.lanes.values():
@@ -167,12 +117,6 @@ class QueueClient:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
-
-    async def _url_of(self, name: str) -> str:
-        reply = await aws_call(
-            f"GetQueueUrl({name})", lambda: self._client.get_queue_url(QueueName=name)
-        )
-        return str(reply["QueueUrl"])
 
     # --- lanes -----------------------------------------------------------
     @property
@@ -198,9 +142,6 @@ class QueueClient:
         """``critical``/``high`` go to the priority lane when there is one."""
         return "priority" if priority in PRIORITY_LEVELS and self.has_priority else "standard"
 
-    def _of(self, lane: LaneName) -> _Lane:
-        return self.lanes[lane] if lane in self.lanes else self.lanes["standard"]
-
     # --- consuming -------------------------------------------------------
     async def receive(
         self, max_messages: int, wait_seconds: int, lane: LaneName = "standard"
@@ -225,6 +166,27 @@ class QueueClient:
         await self._of(message.lane).visibility.submit((message, max(0, min(43_200, int(seconds)))))
 
     # --- producing -------------------------------------------------------
+    async def send_envelope(self, envelope: Envelope, delay: int = 0) -> str:
+        """Put an intent on the queue: its lane by priority, routing and trace attributes,
+        refused (``EnqueueRefused``) over the queue's size limit. Returns the MessageId."""
+        lane, body, attributes = self._wire(envelope)
+        return await self.send(body, attributes, delay=delay, lane=lane)
+
+    async def send_envelopes(self, envelopes: list[Envelope]) -> list[str]:
+        """``send_envelope`` for up to 10 envelopes, one batch call per lane among them."""
+        wired = [self._wire(envelope) for envelope in envelopes]
+        ids = [""] * len(wired)
+        for lane in dict.fromkeys(lane for lane, _, _ in wired):
+            members = [i for i, (of, _, _) in enumerate(wired) if of == lane]
+            sent = await self.send_batch([wired[i][1:] for i in members], lane)
+            for member, message_id in zip(members, sent, strict=True):
+                ids[member] = message_id
+        return ids
+
+    def _wire(self, envelope: Envelope) -> tuple[LaneName, str, Attributes]:
+        body = encode_envelope(envelope, self.max_message_bytes)
+        return self.lane_for(envelope.intent.priority), body, message_attributes(envelope)
+
     async def send(
         self,
         body: str,
@@ -234,6 +196,7 @@ class QueueClient:
         to_dlq: bool = False,
         lane: LaneName = "standard",
     ) -> str:
+        """Send a body as it is (copies of received messages, replays, raw test bodies)."""
         if not 0 <= delay <= 900:
             raise ValueError(f"DelaySeconds must be 0..900, got {delay}")
         target = self._of(lane)
@@ -277,113 +240,3 @@ class QueueClient:
             message.body or " ", dict(list(attrs.items())[:10]), to_dlq=True, lane=message.lane
         )
         await self.delete(message)
-
-    # --- operators -------------------------------------------------------
-    async def depth(self, dlq: bool = False, lane: LaneName = "standard") -> QueueDepth:
-        names = [
-            "ApproximateNumberOfMessages",
-            "ApproximateNumberOfMessagesNotVisible",
-            "ApproximateNumberOfMessagesDelayed",
-        ]
-        target = self._of(lane)
-        url = target.dlq_url if dlq else target.url
-        reply = await aws_call(
-            "GetQueueAttributes",
-            lambda: self._client.get_queue_attributes(QueueUrl=url, AttributeNames=names),
-        )
-        values = [int(reply["Attributes"].get(name, 0)) for name in names]
-        return QueueDepth(*values)
-
-    async def total_depth(self, dlq: bool = False) -> QueueDepth:
-        """Both lanes added up."""
-        depths = [await self.depth(dlq, lane) for lane in self.lanes]
-        return QueueDepth(
-            *(
-                sum(values)
-                for values in zip(
-                    *((d.visible, d.in_flight, d.delayed) for d in depths), strict=True
-                )
-            )
-        )
-
-    async def purge(self, dlq: bool = False, lane: LaneName = "standard") -> None:
-        target = self._of(lane)
-        url = target.dlq_url if dlq else target.url
-        await aws_call("PurgeQueue", lambda: self._client.purge_queue(QueueUrl=url))
-
-    async def receive_dlq(
-        self,
-        max_messages: int = 10,
-        wait_seconds: int = 1,
-        hold_seconds: int = 30,
-        lane: LaneName = "standard",
-    ) -> list[Received]:
-        """Read a DLQ, hiding what was read for ``hold_seconds`` (an operator's lease)."""
-        url = self._of(lane).dlq_url
-        reply = await aws_call(
-            "ReceiveMessage(DLQ)",
-            lambda: self._client.receive_message(
-                QueueUrl=url,
-                MaxNumberOfMessages=max_messages,
-                WaitTimeSeconds=wait_seconds,
-                VisibilityTimeout=hold_seconds,
-                MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
-                MessageAttributeNames=["All"],
-            ),
-        )
-        return [Received.from_sqs(raw, lane) for raw in reply.get("Messages", [])]
-
-    async def dlq_delete(self, message: Received) -> None:
-        url = self._of(message.lane).dlq_url
-        await aws_call(
-            "DeleteMessage(DLQ)",
-            lambda: self._client.delete_message(QueueUrl=url, ReceiptHandle=message.receipt_handle),
-        )
-
-    async def dlq_release(self, message: Received) -> None:
-        """Make a read DLQ message visible again at once."""
-        url = self._of(message.lane).dlq_url
-        await aws_call(
-            "ChangeMessageVisibility(DLQ)",
-            lambda: self._client.change_message_visibility(
-                QueueUrl=url, ReceiptHandle=message.receipt_handle, VisibilityTimeout=0
-            ),
-        )
-
-    async def arn(self, dlq: bool = False, lane: LaneName = "standard") -> str:
-        target = self._of(lane)
-        url = target.dlq_url if dlq else target.url
-        reply = await aws_call(
-            "GetQueueAttributes(QueueArn)",
-            lambda: self._client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"]),
-        )
-        return str(reply["Attributes"]["QueueArn"])
-
-    async def start_move_task(self, rate: int | None = None, lane: LaneName = "standard") -> str:
-        """SQS's own DLQ redrive (StartMessageMoveTask) back to the lane's queue."""
-        source, destination = await self.arn(True, lane), await self.arn(False, lane)
-        extra = {"MaxNumberOfMessagesPerSecond": rate} if rate else {}
-        reply = await aws_call(
-            "StartMessageMoveTask",
-            lambda: self._client.start_message_move_task(
-                SourceArn=source, DestinationArn=destination, **extra
-            ),
-        )
-        return str(reply["TaskHandle"])
-
-    async def move_tasks(self, lane: LaneName = "standard") -> list[dict[str, Any]]:
-        source = await self.arn(True, lane)
-        reply = await aws_call(
-            "ListMessageMoveTasks",
-            lambda: self._client.list_message_move_tasks(SourceArn=source, MaxResults=10),
-        )
-        return list(reply.get("Results", []))
-
-
-def _per_entry(what: str, count: int, reply: dict[str, Any]) -> list[BaseException | None]:
-    results: list[BaseException | None] = [None] * count
-    for failed in reply.get("Failed", []):
-        results[int(failed["Id"])] = QueueUnavailable(
-            f"{what}: {failed.get('Code')}: {failed.get('Message')}"
-        )
-    return results

@@ -2,7 +2,7 @@
 
 ``schedule`` reserves the slot in Postgres and enqueues an ``onlyfans_send``
 message delayed to it (DelaySeconds ≤ 900). ``deliver`` runs in that message's
-handler: a send that is done is a no-op; one that is early raises ``Deferred``
+handler: a send that is done is a no-op; one that is early raises ``NotDue``
 (the consumer re-delays it); otherwise the gateway is called with the send's
 idempotency key, with in-process retries, each attempt passing the pair guard.
 """
@@ -20,7 +20,7 @@ import backoff
 import structlog
 
 from worker.contract import Envelope, Intent
-from worker.errors import Deferred, PermanentError, RetryableError, WorkerError
+from worker.errors import NotDue, PermanentError, RetryableError, WorkerError
 from worker.providers.llm import schedule as retry_schedule
 from worker.providers.taxonomy import RETRY_SAME
 from worker.sends.gateway import GatewayClient
@@ -136,7 +136,7 @@ class Sends:
             log.info("onlyfans_send_skipped", send_id=send_id, status=row.get("status"))
             return {"sendId": send_id, "status": row.get("status"), "delivered": False}
         if decision.action == "wait":
-            raise Deferred(
+            raise NotDue(
                 f"send {send_id} is due in {decision.wait_seconds:.1f}s",
                 seconds=decision.wait_seconds,
             )
@@ -169,7 +169,7 @@ class Sends:
         async def attempt() -> str:
             wait = await self._ledger.acquire_pair(row["pair_key"], row["id"], self.spacing)
             if wait > 0:  # another send took the pair meanwhile: come back later
-                raise Deferred(f"pair busy for {wait:.1f}s", seconds=wait)
+                raise NotDue(f"pair busy for {wait:.1f}s", seconds=wait)
             return await gateway.send(
                 creator_id=row["user_id"],
                 fan_id=row["recipient_id"],

@@ -1,0 +1,170 @@
+"""Decide what happens to a message: decode, resolve the handler, claim, run.
+
+Every step returns a verdict VALUE (``verdicts``) instead of acting on the queue
+or the store's outcome tables; ``settle`` makes the verdict durable. A handler's
+exception becomes a verdict through the one table in ``verdicts.RULINGS``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Literal
+
+import structlog
+
+from handlers import HandlerContext, handler_for
+from worker.config import Settings
+from worker.consumer.outcomes import Parsed, Work, parent_of
+from worker.consumer.policy import retry_delay
+from worker.consumer.verdicts import (
+    DeadLetter,
+    Duplicate,
+    Held,
+    Postpone,
+    Retry,
+    Succeeded,
+    Unsaved,
+    Verdict,
+    error_of,
+    ruling_of,
+)
+from worker.contract import INTERNAL_TYPES, Envelope, Intent, parse_message
+from worker.errors import MalformedMessage, NotDue, StoreUnavailable, WorkerError
+from worker.providers import LLM
+from worker.queue import QueueClient, Received
+from worker.sends import Sends
+from worker.store import Store, WorkflowRef
+
+__all__ = ["Decider"]
+
+log = structlog.get_logger("worker.consumer")
+
+
+class Decider:
+    """Turns a received message into a verdict; writes nothing but the claim."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        queue: QueueClient,
+        store: Store,
+        llm: LLM,
+        owner: str,
+        sends: Sends | None = None,
+    ) -> None:
+        self._settings = settings
+        self._queue = queue
+        self._store = store
+        self._llm = llm
+        self._owner = owner
+        self._sends = sends
+
+    def max_receives_of(self, message: Received) -> int:
+        return self._queue.max_receives_for(message.lane) or self._settings.max_receives
+
+    def decode(self, message: Received) -> Parsed | DeadLetter:
+        """Parse the body and find its handler; anything we cannot serve is malformed."""
+        try:
+            envelope = parse_message(message.body, message.identity)
+            handler = handler_for(envelope.intent.type)
+        except MalformedMessage as exc:
+            log.warning(
+                "message_malformed",
+                message_id=message.identity,
+                error_code=exc.code,
+                error=str(exc),
+            )
+            return DeadLetter(message, None, "malformed", exc)
+        intent = envelope.intent
+        ref = WorkflowRef(
+            id=str(envelope.workflow_id),
+            type=intent.type,
+            user_id=intent.user_id,
+            priority=intent.priority,
+            trace_id=envelope.trace_id,
+            parent_id=parent_of(intent) if intent.type in INTERNAL_TYPES else None,
+        )
+        return Parsed(message, envelope, ref, handler)
+
+    async def claim(self, parsed: Parsed) -> Work | Verdict:
+        """The workflow's lease: Work to run, or why not (done, held, store down)."""
+        message, intent = parsed.message, parsed.envelope.intent
+        try:
+            claim = await self._store.claim(parsed.ref, self._owner, self._settings.lease)
+        except StoreUnavailable as exc:
+            log.warning("workflow_claim_failed", error=str(exc))
+            return Unsaved(message)
+        if claim.outcome == "completed":
+            log.info("workflow_duplicate_delivery")
+            return Duplicate(message)
+        if claim.outcome == "held":
+            return Held(message, claim.seconds_left)
+        session = self._llm.session(
+            intent.type,
+            force_provider=intent.force_provider,
+            deadline=time.monotonic() + self._settings.workflow_timeout,
+            use_cache=intent.data.get("cache", True) is not False,
+        )
+        return Work(message, parsed.envelope, parsed.ref, parsed.handler, session)
+
+    async def run(self, work: Work) -> Verdict:
+        """Run the handler under the workflow timeout. Cancellation propagates."""
+        context = HandlerContext(
+            workflow_id=work.ref.id,
+            llm=work.session,
+            sends=self._sends,
+            spawn=self._spawn,
+            campaign_concurrency=self._settings.campaign_concurrency,
+            campaign_chunk=self._settings.campaign_chunk,
+        )
+        log.info("workflow_started", user_id=work.ref.user_id, priority=work.ref.priority)
+        try:
+            async with asyncio.timeout(self._settings.workflow_timeout):
+                result = await work.handler(work.envelope.intent, context)
+        except Exception as exc:  # the table decides; a handler bug is retried, then DLQ'd
+            return self.verdict_for(work, exc)
+        return Succeeded(work, result)
+
+    def verdict_for(self, work: Work, exc: Exception) -> Verdict:
+        ruling = ruling_of(exc)
+        error = error_of(exc, ruling, self._settings.workflow_timeout)
+        if ruling == "postpone":
+            return Postpone(work, exc.seconds if isinstance(exc, NotDue) else 0.0)
+        if ruling in ("malformed", "permanent"):
+            log.warning("workflow_error", error_code=error.code, error=str(error), outcome=ruling)
+            error_class: Literal["malformed", "permanent"] = (
+                "malformed" if ruling == "malformed" else "permanent"
+            )
+            return DeadLetter(work.message, work, error_class, error)
+        if ruling == "bug":
+            log.error("workflow_error", error_code="unknown", outcome="retry", exc_info=exc)
+        return self._retry(work, error)
+
+    def _retry(self, work: Work, error: WorkerError) -> Retry:
+        message = work.message
+        final = message.receive_count >= self.max_receives_of(message)
+        delay = (
+            0.0
+            if final
+            else retry_delay(
+                message.receive_count,
+                base=self._settings.retry_base_seconds,
+                cap=self._settings.retry_max_seconds,
+            )
+        )
+        log.warning(
+            "workflow_error",
+            error_code=error.code,
+            error=str(error),
+            outcome="exhausted" if final else "retry",
+            retry_in_s=round(delay, 2),
+        )
+        return Retry(work, error, delay, final)
+
+    async def _spawn(self, intent: Intent, workflow_id: uuid.UUID) -> None:
+        """Start a child workflow (a campaign chunk): a new message on the work queue."""
+        envelope = Envelope(workflow_id=workflow_id, intent=intent, enqueued_at=datetime.now(UTC))
+        await self._queue.send_envelope(envelope)
