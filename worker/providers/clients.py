@@ -3,8 +3,8 @@
 The only module that talks to the providers: error bodies become ours here
 (``taxonomy.classify``), transport failures in ``worker.outbound``. The two
 services share the wire format and differ in URL, authentication and a few
-request fields (Azure's 2024-10-21 GA API takes
-``max_tokens`` and no ``model``; OpenAI prefers ``max_completion_tokens``).
+request fields (Azure's 2024-10-21 GA API takes ``max_tokens`` and no
+``model``; OpenAI prefers ``max_completion_tokens``).
 """
 
 from __future__ import annotations
