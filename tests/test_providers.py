@@ -1,30 +1,35 @@
 """The provider layer: taxonomy, retries, fallback, breaker, cache, tokens, costs, logs.
 
-HTTP is faked with ``httpx.MockTransport`` here (unit level); the fleet-level
-runs against the fake servers live in test_fault_run.py.
+HTTP is faked here (unit level) by a ``Send`` that hands each request, as an
+``httpx.Request``, to a scripted handler and raises what aiohttp would raise;
+the fleet-level runs against the fake servers live in test_fault_run.py.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
+import aiohttp
 import httpx
 import pytest
 
 from worker.errors import (
     DeadlineExceeded,
     PermanentError,
-    ProviderNetworkError,
-    ProviderRejected,
-    ProviderServerError,
-    ProviderTimeout,
     RetryableError,
+    UpstreamRateLimited,
+    UpstreamRefused,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+    UpstreamUnreachable,
 )
+from worker.outbound import Reply, Send
 from worker.providers import (
     LLM,
     AzureOpenAIClient,
@@ -41,7 +46,7 @@ from worker.providers import (
 from worker.store import Store
 
 KEY = "sk-unit-secret-key-0987654321"
-Handler = Callable[[httpx.Request], httpx.Response]
+Handler = Callable[[httpx.Request], httpx.Response | Awaitable[httpx.Response]]
 OK_BODY = {
     "id": "chatcmpl-1",
     "object": "chat.completion",
@@ -75,14 +80,26 @@ def err(
     )
 
 
+def wire(handler: Handler) -> Send:
+    """A ``Send`` for ``JsonPoster`` that asks ``handler`` instead of the network."""
+
+    async def send(url: str, body: bytes, headers: Mapping[str, str]) -> Reply:
+        reply = handler(httpx.Request("POST", url, content=body, headers=headers))
+        if inspect.isawaitable(reply):
+            reply = await reply
+        return Reply(reply.status_code, reply.headers, reply.content)
+
+    return send
+
+
 class Scripted:
-    """A MockTransport handler that plays responses in order and records requests."""
+    """A handler that plays replies (or raises exceptions) in order and records requests."""
 
     def __init__(self, *replies: httpx.Response | Exception | Handler) -> None:
         self.replies = list(replies)
         self.requests: list[httpx.Request] = []
 
-    def __call__(self, request: httpx.Request) -> httpx.Response:
+    def __call__(self, request: httpx.Request) -> httpx.Response | Awaitable[httpx.Response]:
         self.requests.append(request)
         reply = self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
         if isinstance(reply, Exception):
@@ -93,16 +110,12 @@ class Scripted:
 
 
 def openai(script: Scripted, timeout: float = 30.0) -> OpenAIClient:
-    return OpenAIClient(
-        "https://api.test/v1", KEY, timeout=timeout, transport=httpx.MockTransport(script)
-    )
+    return OpenAIClient("https://api.test/v1", KEY, timeout=timeout, send=wire(script))
 
 
 def azure(script: Scripted, **kw: Any) -> AzureOpenAIClient:
     kw.setdefault("api_key", KEY)
-    return AzureOpenAIClient(
-        "https://res.test", "dep-4o", transport=httpx.MockTransport(script), **kw
-    )
+    return AzureOpenAIClient("https://res.test", "dep-4o", send=wire(script), **kw)
 
 
 def llm_of(
@@ -150,9 +163,10 @@ TAXONOMY = [
         False,
     ),
     (err(418, "teapot"), "unknown", False, False),
-    (httpx.ReadTimeout("slow"), "timeout", True, True),
-    (httpx.ConnectError("refused"), "network", True, True),
-    (httpx.RemoteProtocolError("reset"), "network", True, True),
+    (aiohttp.SocketTimeoutError("slow"), "timeout", True, True),
+    (aiohttp.ClientConnectionError("refused"), "network", True, True),
+    (aiohttp.ServerDisconnectedError(), "network", True, True),
+    (ConnectionResetError("reset"), "network", True, True),
     (httpx.Response(200, text="{not json"), "server", True, True),
 ]
 
@@ -177,19 +191,57 @@ async def test_content_filter_in_a_200_is_permanent() -> None:
     body = json.loads(json.dumps(OK_BODY))
     body["choices"][0]["finish_reason"] = "content_filter"
     client = openai(Scripted(httpx.Response(200, json=body)))
-    with pytest.raises(ProviderRejected) as caught:
+    with pytest.raises(UpstreamRefused) as caught:
         await client.complete(REQUEST)
     assert caught.value.code == "content_filter"
 
 
 async def test_transport_errors_are_translated() -> None:
     for exc, kind in [
-        (httpx.ConnectTimeout("t"), ProviderTimeout),
-        (httpx.ReadError("r"), ProviderNetworkError),
-        (httpx.Response(200, text="nope"), ProviderServerError),
+        (aiohttp.ConnectionTimeoutError("t"), UpstreamTimeout),
+        (TimeoutError(), UpstreamTimeout),
+        (aiohttp.ClientPayloadError("r"), UpstreamUnreachable),
+        (OSError("no route"), UpstreamUnreachable),
+        (httpx.Response(200, text="nope"), UpstreamUnavailable),
     ]:
-        with pytest.raises(kind):
+        with pytest.raises(kind) as caught:
             await openai(Scripted(exc)).complete(REQUEST)
+        assert str(caught.value).startswith("openai: ")
+        if isinstance(exc, BaseException):
+            assert caught.value.__cause__ is exc
+
+
+async def test_gateway_replies_are_translated() -> None:
+    from worker.sends import GatewayClient
+
+    script = Scripted(
+        httpx.Response(200, json={"id": "m-1"}),
+        httpx.Response(429, json={"error": "slow down"}, headers={"retry-after": "7"}),
+        httpx.Response(503, text="<html>down</html>"),
+        httpx.Response(403, json={"error": "creator banned"}),
+        httpx.Response(200, json={"ok": True}),
+        aiohttp.ServerDisconnectedError(),
+    )
+    gateway = GatewayClient("https://gw.test", "tok", send=wire(script))
+    send = dict(creator_id="c", fan_id="f", text="t", key="k-1")
+    assert await gateway.send(**send) == "m-1"
+    sent = script.requests[0]
+    assert str(sent.url) == "https://gw.test/messages"
+    assert sent.headers["idempotency-key"] == "k-1"
+    assert sent.headers["authorization"] == "Bearer tok"
+    assert json.loads(sent.content) == {"creatorId": "c", "fanId": "f", "text": "t"}
+    with pytest.raises(UpstreamRateLimited) as limited:
+        await gateway.send(**send)
+    assert limited.value.retry_after == 7.0 and "slow down" in str(limited.value)
+    with pytest.raises(UpstreamUnavailable):
+        await gateway.send(**send)
+    with pytest.raises(UpstreamRefused) as refused:
+        await gateway.send(**send)
+    assert refused.value.code == "auth" and str(refused.value).startswith("gateway: HTTP 403")
+    with pytest.raises(UpstreamUnavailable, match="lacks an id"):
+        await gateway.send(**send)
+    with pytest.raises(UpstreamUnreachable):
+        await gateway.send(**send)
 
 
 # --- wire formats ---------------------------------------------------------------
@@ -304,7 +356,7 @@ async def test_fallback_both_ways_and_force_provider() -> None:
 async def test_validation_errors_do_not_fall_back() -> None:
     bad, other = Scripted(err(400, "context_length_exceeded")), Scripted(ok())
     llm = llm_of(("openai", openai(bad)), ("azure", azure(other)))
-    with pytest.raises(ProviderRejected):
+    with pytest.raises(UpstreamRefused):
         await llm.session("message_generation").complete(REQUEST.messages)
     assert other.requests == []
 
@@ -352,7 +404,7 @@ def test_breaker_trips_on_failure_rate() -> None:
 
 async def test_open_circuit_costs_no_calls() -> None:
     now = [0.0]
-    dead, alive = Scripted(httpx.ConnectError("down")), Scripted(ok())
+    dead, alive = Scripted(aiohttp.ClientConnectionError("down")), Scripted(ok())
     llm = llm_of(
         ("openai", openai(dead)),
         ("azure", azure(alive)),
@@ -382,7 +434,7 @@ async def test_cache_hit_and_single_flight(store: Store) -> None:
         calls.append(request)
         return await slow_ok(request)
 
-    client = OpenAIClient("https://api.test/v1", KEY, transport=httpx.MockTransport(handler))
+    client = OpenAIClient("https://api.test/v1", KEY, send=wire(handler))
     cache = ResponseCache(store, ttl_seconds=60)
     llm = LLM(
         {"openai": Route(client, "gpt-4o-mini", CircuitBreaker("openai", BreakerPolicy()))},
@@ -441,7 +493,7 @@ async def test_no_key_or_prompt_text_in_logs(capsys: pytest.CaptureFixture[str])
 
 
 async def test_production_transport_against_the_fake_server() -> None:
-    """The aiohttp path (no test transport): answers, resets, timeouts, refused ports."""
+    """The aiohttp path (no test ``send``): answers, resets, timeouts, refused ports."""
     from devstack import FakeLLM
     from devstack.localstack import free_port
     from worker.sends.gateway import GatewayClient
@@ -454,22 +506,22 @@ async def test_production_transport_against_the_fake_server() -> None:
         try:
             answer = await client.complete(ask(""))
             assert answer.content and answer.usage_source == "api"
-            with pytest.raises(ProviderNetworkError):
+            with pytest.raises(UpstreamUnreachable):
                 await client.complete(ask("[[fake:reset]]"))
             started = time.monotonic()
-            with pytest.raises(ProviderTimeout):
+            with pytest.raises(UpstreamTimeout):
                 await client.complete(ask("[[fake:timeout]]"), time_limit=0.5)
             assert time.monotonic() - started < 2.0  # bounded as a whole
-            with pytest.raises(ProviderRejected):
+            with pytest.raises(UpstreamRefused):
                 await client.complete(ask("[[fake:reject]]"))
         finally:
             await client.close()
     nobody = OpenAIClient(f"http://127.0.0.1:{free_port()}/v1", KEY, timeout=2.0)
     gateway = GatewayClient(f"http://127.0.0.1:{free_port()}", "token", timeout=2.0)
     try:
-        with pytest.raises(ProviderNetworkError):
+        with pytest.raises(UpstreamUnreachable):
             await nobody.complete(ask(""))
-        with pytest.raises(ProviderNetworkError):
+        with pytest.raises(UpstreamUnreachable):
             await gateway.send(creator_id="c", fan_id="f", text="t", key="k")
     finally:
         await nobody.close()

@@ -1,25 +1,35 @@
-"""Pure pieces: backoff, classification, prices, sanitizer, batcher."""
+"""Pure pieces: backoff, classification, translation, prices, sanitizer, batcher."""
 
 import asyncio
 import random
 from decimal import Decimal
 
-import httpx
+import aiohttp
 import pytest
 import structlog
+from multidict import CIMultiDict
 
 from worker.batcher import Batcher
-from worker.consumer import Capacity, retry_delay
+from worker.consumer import Capacity
 from worker.errors import (
     PermanentError,
-    ProviderQuotaExceeded,
-    ProviderRateLimited,
-    ProviderRejected,
-    ProviderServerError,
     RetryableError,
+    UpstreamQuotaExceeded,
+    UpstreamRateLimited,
+    UpstreamRefused,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+    UpstreamUnreachable,
 )
 from worker.observability.logging import add_secrets, sanitize
-from worker.providers import classify, cost_usd, price_for, retry_after_seconds
+from worker.outbound import (
+    retry_after_seconds,
+    retry_delay,
+    schedule,
+    status_error,
+    translated,
+)
+from worker.providers import classify, cost_usd, price_for
 
 
 def test_retry_delay_grows_and_is_capped() -> None:
@@ -35,31 +45,83 @@ def test_retry_delay_grows_and_is_capped() -> None:
 @pytest.mark.parametrize(
     ("status", "body", "kind", "code"),
     [
-        (429, {"error": {"code": "rate_limit_exceeded"}}, ProviderRateLimited, "rate_limit"),
-        (429, {"error": {"code": "insufficient_quota"}}, ProviderQuotaExceeded, "quota"),
-        (500, None, ProviderServerError, "server"),
-        (503, {"error": {"code": "server_is_overloaded"}}, ProviderServerError, "server"),
-        (401, {"error": {"code": "invalid_api_key"}}, ProviderRejected, "auth"),
-        (403, None, ProviderRejected, "auth"),
-        (404, {"error": {"code": "model_not_found"}}, ProviderRejected, "not_found"),
-        (400, {"error": {"code": "context_length_exceeded"}}, ProviderRejected, "validation"),
-        (400, {"error": {"code": "content_filter"}}, ProviderRejected, "content_filter"),
-        (422, None, ProviderRejected, "validation"),
+        (429, {"error": {"code": "rate_limit_exceeded"}}, UpstreamRateLimited, "rate_limit"),
+        (429, {"error": {"code": "insufficient_quota"}}, UpstreamQuotaExceeded, "quota"),
+        (500, None, UpstreamUnavailable, "server"),
+        (503, {"error": {"code": "server_is_overloaded"}}, UpstreamUnavailable, "server"),
+        (503, {"error": {"code": "content_filter"}}, UpstreamUnavailable, "server"),
+        (401, {"error": {"code": "invalid_api_key"}}, UpstreamRefused, "auth"),
+        (403, None, UpstreamRefused, "auth"),
+        (404, {"error": {"code": "model_not_found"}}, UpstreamRefused, "not_found"),
+        (400, {"error": {"code": "context_length_exceeded"}}, UpstreamRefused, "validation"),
+        (400, {"error": {"code": "content_filter"}}, UpstreamRefused, "content_filter"),
+        (422, None, UpstreamRefused, "validation"),
     ],
 )
 def test_classify(status: int, body: object, kind: type, code: str) -> None:
-    error = classify("openai", status, body, httpx.Headers({}))
+    error = classify("openai", status, body, CIMultiDict())
     assert isinstance(error, kind)
     assert error.code == code
     assert isinstance(error, RetryableError) != isinstance(error, PermanentError)
 
 
 def test_retry_after_headers() -> None:
-    assert retry_after_seconds(httpx.Headers({"retry-after-ms": "1500"})) == 1.5
-    assert retry_after_seconds(httpx.Headers({"retry-after": "3"})) == 3.0
-    assert retry_after_seconds(httpx.Headers({})) is None
-    dated = retry_after_seconds(httpx.Headers({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}))
+    assert retry_after_seconds(CIMultiDict({"Retry-After-Ms": "1500"})) == 1.5
+    assert retry_after_seconds(CIMultiDict({"retry-after": "3"})) == 3.0
+    assert retry_after_seconds(CIMultiDict()) is None
+    dated = retry_after_seconds(CIMultiDict({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}))
     assert dated == 0.0
+
+
+def test_schedule_is_jittered_and_stretched_by_retry_after() -> None:
+    waits = schedule((1.0, 2.0, 5.0), jitter=0.2, rng=random.Random(3))
+    assert next(waits) == 0.0
+    first = waits.send(UpstreamUnavailable("x"))
+    assert 0.8 <= first <= 1.2
+    assert waits.send(UpstreamRateLimited("x", retry_after=30.0)) == 30.0
+    assert 4.0 <= waits.send(UpstreamRateLimited("x", retry_after=None)) <= 6.0
+    with pytest.raises(StopIteration):
+        waits.send(None)
+
+
+@pytest.mark.parametrize(
+    ("raised", "kind"),
+    [
+        (TimeoutError(), UpstreamTimeout),
+        (aiohttp.ServerTimeoutError("read"), UpstreamTimeout),  # a ClientError too
+        (aiohttp.ClientConnectionError("refused"), UpstreamUnreachable),
+        (ConnectionResetError("reset"), UpstreamUnreachable),
+    ],
+)
+def test_exceptions_translate_through_the_one_table(raised: Exception, kind: type) -> None:
+    with pytest.raises(kind) as caught, translated("gateway", 2.0):
+        raise raised
+    assert caught.value.__cause__ is raised and str(caught.value).startswith("gateway: ")
+
+
+def test_other_exceptions_pass_the_table_untouched() -> None:
+    with pytest.raises(KeyError), translated("gateway", 2.0):
+        raise KeyError("ours to fix")
+
+
+@pytest.mark.parametrize(
+    ("status", "kind", "code"),
+    [
+        (429, UpstreamRateLimited, "rate_limit"),
+        (408, UpstreamUnavailable, "server"),
+        (502, UpstreamUnavailable, "server"),
+        (401, UpstreamRefused, "auth"),
+        (404, UpstreamRefused, "not_found"),
+        (413, UpstreamRefused, "validation"),
+        (418, UpstreamRefused, "unknown"),
+    ],
+)
+def test_status_table(status: int, kind: type, code: str) -> None:
+    error = status_error("gateway", status, CIMultiDict({"retry-after": "4"}), message="no")
+    assert type(error) is kind and error.code == code
+    assert str(error) == f"gateway: HTTP {status}: no"
+    if isinstance(error, UpstreamRateLimited):
+        assert error.retry_after == 4.0
 
 
 def test_prices_separate_input_and_output() -> None:

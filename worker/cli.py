@@ -96,22 +96,26 @@ def run(until_idle: bool, concurrency: int | None, processes: int) -> None:
 @friendly
 def check(url: str | None, ready: bool) -> None:
     """Exit 0 if the local worker is alive (or ready), 1 if not: for container health checks."""
-    import httpx
+    import urllib.error
+    import urllib.request
 
     if url is None:
         port = _settings().health_port
         url = f"http://127.0.0.1:{port}/{'readyz' if ready else 'healthz'}"
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # a local probe
     try:
-        reply = httpx.get(url, timeout=5.0)
-    except httpx.HTTPError as exc:
+        with opener.open(url, timeout=5.0) as reply:
+            status, kind, body = reply.status, reply.headers.get("content-type", ""), reply.read()
+    except urllib.error.HTTPError as exc:  # an answer all the same (503 when not ready)
+        status, kind, body = exc.code, exc.headers.get("content-type", ""), exc.read()
+    except (urllib.error.URLError, OSError) as exc:
         errors.print(f"unhealthy: {url} did not answer ({type(exc).__name__})")
         sys.exit(1)
-    detail = (
-        reply.json().get("detail", "")
-        if reply.headers.get("content-type", "").startswith("application/json")
-        else reply.text[:200]
-    )
-    if reply.status_code != 200:
+    text = body.decode("utf-8", "replace")
+    detail = text[:200]
+    if kind.startswith("application/json"):
+        detail = json.loads(text).get("detail", "")
+    if status != 200:
         errors.print(f"unhealthy: {detail}")
         sys.exit(1)
     console.print(f"healthy: {detail}")

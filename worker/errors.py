@@ -1,8 +1,10 @@
 """The one error tree of the fleet.
 
 Every failure the runtime can meet is one of these; third-party exceptions
-(botocore, httpx, psycopg) are translated into them at the module that talks
-to that service, with ``raise Ours(...) from exc``.
+(botocore, aiohttp, psycopg) are translated into them at the module that talks
+to that service, with ``raise Ours(...) from exc``. The ``Upstream*`` errors
+are what an outbound HTTP call (an LLM provider, the send gateway) can meet;
+``worker/outbound/translate.py`` is their one table.
 
     WorkerError
     ├── ConfigError                 bad settings, found at start-up
@@ -10,18 +12,18 @@ to that service, with ``raise Ours(...) from exc``.
     ├── EnqueueRefused              a producer-side refusal (too large, invalid)
     ├── NotDue                      not yet: run again in N seconds (a send slot)
     ├── RetryableError              try again later (SQS visibility backoff)
-    │   ├── ProviderTimeout
-    │   ├── ProviderRateLimited
-    │   ├── ProviderServerError
-    │   ├── ProviderNetworkError
-    │   ├── ProviderQuotaExceeded   quota gone, or Retry-After past the deadline
-    │   ├── ProviderUnavailable     circuit open, or every route failed
+    │   ├── UpstreamTimeout         no answer within the call's time limit
+    │   ├── UpstreamUnreachable     no HTTP answer: refused, reset, DNS
+    │   ├── UpstreamRateLimited     HTTP 429, with its Retry-After hint
+    │   ├── UpstreamUnavailable     HTTP 5xx or 408, or a 2xx we cannot read
+    │   ├── UpstreamQuotaExceeded   quota gone, or Retry-After past the deadline
+    │   ├── CircuitOpen             the breaker refused the call: none was made
     │   ├── DeadlineExceeded        the workflow ran out of time
     │   ├── QueueUnavailable
     │   ├── StoreUnavailable
     │   └── LeaseHeld               another worker is running this workflow
     └── PermanentError              retrying cannot help: DLQ at once
-        ├── ProviderRejected        auth, not_found, validation, content_filter
+        ├── UpstreamRefused         HTTP 4xx: auth, not_found, validation, content_filter
         └── InvalidOutput           structured output still invalid after repair
 
 Each error carries a short machine-readable ``code`` used in the workflow row,
@@ -31,6 +33,7 @@ the dead-letter row, message attributes and metrics.
 from __future__ import annotations
 
 __all__ = [
+    "CircuitOpen",
     "ConfigError",
     "DeadlineExceeded",
     "EnqueueRefused",
@@ -39,16 +42,15 @@ __all__ = [
     "MalformedMessage",
     "NotDue",
     "PermanentError",
-    "ProviderNetworkError",
-    "ProviderQuotaExceeded",
-    "ProviderRateLimited",
-    "ProviderRejected",
-    "ProviderServerError",
-    "ProviderTimeout",
-    "ProviderUnavailable",
     "QueueUnavailable",
     "RetryableError",
     "StoreUnavailable",
+    "UpstreamQuotaExceeded",
+    "UpstreamRateLimited",
+    "UpstreamRefused",
+    "UpstreamTimeout",
+    "UpstreamUnavailable",
+    "UpstreamUnreachable",
     "WorkerError",
 ]
 
@@ -103,11 +105,21 @@ class RetryableError(WorkerError):
     code = "retryable"
 
 
-class ProviderTimeout(RetryableError):
+class UpstreamTimeout(RetryableError):
+    """The service did not answer within the call's time limit."""
+
     code = "timeout"
 
 
-class ProviderRateLimited(RetryableError):
+class UpstreamUnreachable(RetryableError):
+    """No HTTP answer at all: connection refused or reset, DNS, TLS."""
+
+    code = "network"
+
+
+class UpstreamRateLimited(RetryableError):
+    """HTTP 429; ``retry_after`` is the service's hint in seconds, when it gave one."""
+
     code = "rate_limit"
 
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
@@ -115,21 +127,21 @@ class ProviderRateLimited(RetryableError):
         self.retry_after = retry_after
 
 
-class ProviderServerError(RetryableError):
+class UpstreamUnavailable(RetryableError):
+    """HTTP 5xx or 408, or a success whose body we cannot read."""
+
     code = "server"
 
 
-class ProviderNetworkError(RetryableError):
-    code = "network"
-
-
-class ProviderQuotaExceeded(RetryableError):
-    """Not worth retrying on this provider now; another provider, or SQS later."""
+class UpstreamQuotaExceeded(RetryableError):
+    """Not worth retrying on this service now; another provider, or SQS later."""
 
     code = "quota"
 
 
-class ProviderUnavailable(RetryableError):
+class CircuitOpen(RetryableError):
+    """The service's circuit breaker refused the call: no request was made."""
+
     code = "circuit_open"
 
 
@@ -161,8 +173,9 @@ class PermanentError(WorkerError):
     code = "permanent"
 
 
-class ProviderRejected(PermanentError):
-    """The provider refused the request (auth, validation, content filter)."""
+class UpstreamRefused(PermanentError):
+    """The service refused the request (HTTP 4xx: auth, not found, validation,
+    content filter); ``code`` says which."""
 
     code = "validation"
 

@@ -10,7 +10,7 @@ import asyncio
 import re
 from dataclasses import dataclass, field
 
-import httpx
+import aiohttp
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
@@ -40,7 +40,7 @@ class Snapshot:
 
 
 async def collect_snapshot(
-    queue: QueueClient, store: Store, metrics_urls: list[str], client: httpx.AsyncClient
+    queue: QueueClient, store: Store, metrics_urls: list[str], client: aiohttp.ClientSession
 ) -> Snapshot:
     shot = Snapshot()
     depth, dlq = await queue.total_depth(), await queue.total_depth(dlq=True)
@@ -85,8 +85,9 @@ async def collect_snapshot(
     shot.cost_per_minute = float(cost[0]["usd"])
     for url in metrics_urls:
         try:
-            text = (await client.get(url, timeout=1.0)).text
-        except httpx.HTTPError:
+            async with client.get(url, timeout=aiohttp.ClientTimeout(total=1.0)) as reply:
+                text = await reply.text()
+        except (aiohttp.ClientError, TimeoutError):
             continue
         for provider, value in _BREAKER.findall(text):
             state = _STATES.get(int(float(value)), "?")
@@ -149,7 +150,7 @@ async def run_top(
     async with (
         Store(settings.require_database_url()) as store,
         QueueClient.from_settings(settings) as queue,
-        httpx.AsyncClient() as client,
+        aiohttp.ClientSession() as client,
     ):
         shot = await collect_snapshot(queue, store, metrics_urls or [], client)
         if once:

@@ -6,7 +6,7 @@ policies; ``LLM.session()`` gives one workflow an ``LLMSession`` that:
 1. orders the providers: ``forceProvider`` alone, else the intent's route
    (``FLEET_ROUTES``) then the others;
 2. per provider: serves a cached answer if caching is on, else calls with
-   in-process retries (``backoff``; the schedule ``FLEET_LLM_RETRY_DELAYS``,
+   in-process retries (``worker.outbound.retrying``; the schedule ``FLEET_LLM_RETRY_DELAYS``,
    jittered, stretched by Retry-After) for retryable categories only, each
    attempt gated by the breaker and bounded by the workflow deadline;
 3. falls back to the next provider unless the failure is one no provider can
@@ -19,37 +19,34 @@ Every attempt (failed ones and cache hits included) becomes a ``CallRecord``.
 from __future__ import annotations
 
 import itertools
-import json
-import random
 import time
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
-from typing import Any, TypeVar
+from typing import TypeVar
 
-import backoff
 import structlog
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from worker.errors import (
+    CircuitOpen,
     ConfigError,
     DeadlineExceeded,
     InvalidOutput,
     PermanentError,
-    ProviderQuotaExceeded,
-    ProviderRateLimited,
-    ProviderRejected,
-    ProviderUnavailable,
     RetryableError,
+    UpstreamQuotaExceeded,
+    UpstreamRateLimited,
     WorkerError,
 )
 from worker.observability.metrics import Metrics
+from worker.outbound import retrying
 from worker.providers.base import ChatClient, ChatRequest, ChatResponse, Message
 from worker.providers.breaker import CircuitBreaker
 from worker.providers.cache import ResponseCache, cache_key
+from worker.providers.calls import error_call, hit_call, ok_call
 from worker.providers.prices import PriceTable
-from worker.providers.taxonomy import NO_FALLBACK, RETRY_SAME
-from worker.providers.tokens import count_messages, count_text
+from worker.providers.structured import repair_prompt, validate
+from worker.providers.taxonomy import NO_FALLBACK, combined
 from worker.store.records import CallRecord
 
 __all__ = ["LLM", "LLMSession", "Route"]
@@ -64,18 +61,6 @@ class Route:
     client: ChatClient
     model: str
     breaker: CircuitBreaker
-
-
-def schedule(
-    delays: Sequence[float], jitter: float = 0.2, rng: random.Random | None = None
-) -> Generator[float, BaseException | None, None]:
-    """backoff wait generator: the schedule jittered, stretched by any Retry-After."""
-    error = yield 0.0  # primed by backoff with send(None)
-    for delay in delays:
-        wait = delay * (rng or random).uniform(1 - jitter, 1 + jitter)
-        if isinstance(error, ProviderRateLimited) and error.retry_after is not None:
-            wait = max(wait, error.retry_after)
-        error = yield wait
 
 
 class LLM:
@@ -113,7 +98,7 @@ class LLM:
     def order(self, intent_type: str, force: str | None) -> list[str]:
         if force:
             if force not in self.routes:
-                raise ProviderRejected(
+                raise PermanentError(
                     f"forceProvider {force!r} is not configured on this fleet",
                     code="provider_not_configured",
                 )
@@ -180,7 +165,7 @@ class LLMSession:
                 continue
             self.provider = name
             return response
-        raise _combined(errors)
+        raise combined(errors)
 
     async def _via(self, name: str, route: Route, request: ChatRequest) -> ChatResponse:
         cache = self._llm.cache
@@ -207,27 +192,17 @@ class LLMSession:
         async def attempt() -> ChatResponse:
             return await self._attempt(route, request, next(counter))
 
-        def scheduled(details: Any) -> None:
+        def scheduled(tries: int, wait: float, error: BaseException | None) -> None:
             log.info(
                 f"{name}_retry_scheduled",
-                attempt=details["tries"],
-                wait_s=round(details["wait"], 3),
-                error_code=getattr(details.get("exception"), "code", "unknown"),
+                attempt=tries,
+                wait_s=round(wait, 3),
+                error_code=getattr(error, "code", "unknown"),
             )
             if self._llm.on_wait is not None:
-                self._llm.on_wait(name, details["wait"])
+                self._llm.on_wait(name, wait)
 
-        retrying = backoff.on_exception(
-            lambda: schedule(self._llm.retry_delays),
-            WorkerError,
-            max_tries=len(self._llm.retry_delays) + 1,
-            giveup=lambda exc: getattr(exc, "code", "") not in RETRY_SAME,
-            jitter=None,
-            logger=None,
-            on_backoff=scheduled,
-        )
-        response: ChatResponse = await retrying(attempt)()
-        return response
+        return await retrying(self._llm.retry_delays, attempt, on_backoff=scheduled)()
 
     async def _attempt(self, route: Route, request: ChatRequest, attempt: int) -> ChatResponse:
         name = route.client.name
@@ -236,38 +211,23 @@ class LLMSession:
             raise DeadlineExceeded(f"{name}: workflow deadline reached before attempt {attempt}")
         if not route.breaker.allow():
             log.warning(f"{name}_execution_failed", attempt=attempt, error_code="circuit_open")
-            raise ProviderUnavailable(f"{name}: circuit open")
+            raise CircuitOpen(f"{name}: circuit open")
         timeout = route.client.timeout if left is None else min(route.client.timeout, left)
         log.info(f"{name}_execution_started", attempt=attempt, model=request.model)
         started = time.monotonic()
         try:
             response = await route.client.complete(request, time_limit=timeout)
         except WorkerError as exc:
-            if exc.code in _HEALTH:
-                route.breaker.record(False)
-            else:
-                route.breaker.release()
-            event = "failed" if isinstance(exc, RetryableError) else "error"
-            log.warning(
-                f"{name}_execution_{event}", attempt=attempt, error_code=exc.code, error=str(exc)
-            )
-            self._record_error(route, request, started, attempt, exc.code)
-            self._observe(route, exc.code, started, 0.0)
-            left = self._time_left()
-            if (
-                isinstance(exc, ProviderRateLimited)
-                and exc.retry_after is not None
-                and (left is not None and exc.retry_after > left)
-            ):
-                raise ProviderQuotaExceeded(
-                    f"{name}: Retry-After {exc.retry_after:.1f}s is past the deadline"
-                ) from exc
-            raise
+            error = self._failed(route, request, started, attempt, exc)
+            if error is exc:
+                raise
+            raise error from exc
         except BaseException:
             route.breaker.release()
             raise
         route.breaker.record(True)
-        record = self._record_ok(name, request, response, started, attempt)
+        record = ok_call(name, request, response, self._llm.prices, started, attempt)
+        self.calls.append(record)
         self._observe(route, "ok", started, float(record.cost_usd))
         log.info(
             f"{name}_execution_completed",
@@ -279,6 +239,30 @@ class LLMSession:
         )
         return response
 
+    def _failed(
+        self, route: Route, request: ChatRequest, started: float, attempt: int, exc: WorkerError
+    ) -> WorkerError:
+        """Book a failed attempt (breaker, log, cost row, metrics); the error to raise:
+        ``exc`` itself, or quota when its Retry-After is past the deadline."""
+        name = route.client.name
+        if exc.code in _HEALTH:
+            route.breaker.record(False)
+        else:
+            route.breaker.release()
+        event = "failed" if isinstance(exc, RetryableError) else "error"
+        log.warning(
+            f"{name}_execution_{event}", attempt=attempt, error_code=exc.code, error=str(exc)
+        )
+        self.calls.append(
+            error_call(name, request.model, self._llm.prices, started, attempt, exc.code)
+        )
+        self._observe(route, exc.code, started, 0.0)
+        left = self._time_left()
+        hint = exc.retry_after if isinstance(exc, UpstreamRateLimited) else None
+        if hint is not None and left is not None and hint > left:
+            return UpstreamQuotaExceeded(f"{name}: Retry-After {hint:.1f}s is past the deadline")
+        return exc
+
     def _observe(self, route: Route, outcome: str, started: float, cost: float) -> None:
         metrics = self._llm.metrics
         if metrics is not None:
@@ -286,125 +270,22 @@ class LLMSession:
             metrics.provider_call(name, outcome, time.monotonic() - started, cost)
             metrics.breaker_state(name, route.breaker.state)
 
-    # --- cost rows -------------------------------------------------------
-    def _record_error(
-        self, route: Route, request: ChatRequest, started: float, attempt: int, code: str
-    ) -> None:
-        self.calls.append(
-            CallRecord(
-                provider=route.client.name,
-                model=request.model,
-                prompt_tokens=0,
-                completion_tokens=0,
-                usage_source="none",
-                cost_usd=Decimal(0),
-                price_version=self._llm.prices.version,
-                duration_ms=_ms(started),
-                attempt=attempt,
-                outcome="error",
-                error_code=code,
-            )
-        )
-
-    def _record_ok(
-        self,
-        provider: str,
-        request: ChatRequest,
-        response: ChatResponse,
-        started: float,
-        attempt: int,
-    ) -> CallRecord:
-        model = response.model or request.model
-        prompt, completion = response.prompt_tokens, response.completion_tokens
-        if response.usage_source == "estimated":
-            prompt = count_messages(request.messages, model)
-            completion = count_text(response.content, model)
-        record = CallRecord(
-            provider=provider,
-            model=model,
-            prompt_tokens=prompt,
-            completion_tokens=completion,
-            usage_source=response.usage_source,
-            cost_usd=self._llm.prices.cost(
-                provider, model, prompt, completion, response.cached_tokens
-            ),
-            price_version=self._llm.prices.version,
-            duration_ms=_ms(started),
-            attempt=attempt,
-            outcome="ok",
-        )
-        self.calls.append(record)
-        return record
-
     def _record_hit(self, provider: str, response: ChatResponse) -> None:
         log.info("llm_cache_hit", provider=provider, model=response.model)
-        self.calls.append(
-            CallRecord(
-                provider=provider,
-                model=response.model,
-                prompt_tokens=response.prompt_tokens,
-                completion_tokens=response.completion_tokens,
-                usage_source=response.usage_source,
-                cost_usd=Decimal(0),
-                price_version=self._llm.prices.version,
-                duration_ms=0,
-                attempt=1,
-                outcome="ok",
-                cache_hit=True,
-            )
-        )
+        self.calls.append(hit_call(provider, response, self._llm.prices))
 
     # --- structured output -----------------------------------------------
     async def complete_structured(self, messages: list[Message], schema: type[M]) -> M:
         """A JSON answer validated against ``schema``; one repair round, then InvalidOutput."""
         response = await self.complete(messages, json_mode=True)
         try:
-            return _validate(response.content, schema)
+            return validate(response.content, schema)
         except ValueError as first:
-            repair = [
-                *messages,
-                {"role": "assistant", "content": response.content},
-                {
-                    "role": "user",
-                    "content": "Your answer did not match the JSON schema: "
-                    f"{str(first)[:500]}. Reply again with only valid JSON for the schema.",
-                },
-            ]
+            repair = repair_prompt(messages, response.content, first)
             response = await self.complete(repair, json_mode=True)
             try:
-                return _validate(response.content, schema)
+                return validate(response.content, schema)
             except ValueError as second:
                 raise InvalidOutput(
                     f"{schema.__name__} still invalid after one repair: {str(second)[:300]}"
                 ) from second
-
-
-def _ms(started: float) -> int:
-    return int((time.monotonic() - started) * 1000)
-
-
-def _combined(errors: list[WorkerError]) -> WorkerError:
-    """One error for 'every route failed': retryable if any route may recover."""
-    if not errors:
-        return ProviderUnavailable("no provider route was tried")
-    text = "all providers failed: " + "; ".join(str(e) for e in errors)
-    retryable = [e for e in errors if isinstance(e, RetryableError)]
-    if retryable:
-        first = next((e for e in retryable if e.code != "circuit_open"), retryable[0])
-        return RetryableError(text, code=first.code)
-    return PermanentError(text, code=errors[0].code)
-
-
-def _validate(content: str, schema: type[M]) -> M:
-    try:
-        data: Any = json.loads(content)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"not JSON: {exc}") from exc
-    try:
-        return schema.model_validate(data)
-    except ValidationError as exc:
-        raise ValueError(
-            "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or 'root'}: {e['msg']}" for e in exc.errors()[:5]
-            )
-        ) from exc

@@ -1,7 +1,7 @@
 """Every provider outcome mapped to one category and one decision. Pure.
 
 category        from                                      same provider  fallback  SQS
-timeout         httpx timeout                             retry          yes       retryable
+timeout         no answer in time                         retry          yes       retryable
 network         connect / reset / DNS                     retry          yes       retryable
 rate_limit      429 rate_limit_exceeded                   retry (hint)   yes       retryable
 quota           429 insufficient_quota, or Retry-After    no             yes       retryable
@@ -13,6 +13,10 @@ not_found       404 (deployment or model)                 no             yes    
 validation      400/409/413/422, context_length_exceeded  no             no        permanent
 content_filter  code content_filter, or finish_reason     no             no        permanent
 unknown         anything else                             no             yes       permanent
+
+The HTTP part (which status or transport failure is which error) is
+``worker.outbound.translate``'s table; this module adds the providers' error
+codes and the decisions: retry the same provider, fall back, or neither.
 """
 
 from __future__ import annotations
@@ -21,17 +25,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from worker.errors import (
-    ProviderQuotaExceeded,
-    ProviderRateLimited,
-    ProviderRejected,
-    ProviderServerError,
+    CircuitOpen,
+    PermanentError,
+    RetryableError,
+    UpstreamQuotaExceeded,
+    UpstreamRefused,
     WorkerError,
 )
-from worker.providers.headers import retry_after_seconds
+from worker.outbound import RETRY_SAME, detail, status_error
 
-__all__ = ["NO_FALLBACK", "RETRY_SAME", "classify", "error_fields"]
+__all__ = ["NO_FALLBACK", "RETRY_SAME", "classify", "combined", "error_fields"]
 
-RETRY_SAME = frozenset({"timeout", "network", "rate_limit", "server"})
 NO_FALLBACK = frozenset({"validation", "content_filter"})
 _QUOTA_CODES = frozenset({"insufficient_quota", "credit_balance_exhausted", "quota_exceeded"})
 
@@ -49,22 +53,23 @@ def error_fields(body: Any) -> tuple[str, str]:
 
 
 def classify(provider: str, status: int, body: Any, headers: Mapping[str, str]) -> WorkerError:
-    """The error for a non-2xx response."""
+    """The error for a non-2xx response: ``outbound``'s status table, refined by the
+    provider's error code (quota, content filter)."""
     code, message = error_fields(body)
-    detail = f"{provider}: HTTP {status}" + (f" {code}" if code else "")
-    detail += f": {message}" if message else ""
-    if status == 429:
-        if code in _QUOTA_CODES:
-            return ProviderQuotaExceeded(detail)
-        return ProviderRateLimited(detail, retry_after=retry_after_seconds(headers))
-    if status >= 500 or status == 408:
-        return ProviderServerError(detail)
-    if code == "content_filter":
-        return ProviderRejected(detail, code="content_filter")
-    if status in (401, 403):
-        return ProviderRejected(detail, code="auth")
-    if status == 404:
-        return ProviderRejected(detail, code="not_found")
-    if status in (400, 409, 413, 422):
-        return ProviderRejected(detail, code="validation")
-    return ProviderRejected(detail, code="unknown")
+    if status == 429 and code in _QUOTA_CODES:
+        return UpstreamQuotaExceeded(detail(provider, status, code, message))
+    if code == "content_filter" and status < 500 and status not in (408, 429):
+        return UpstreamRefused(detail(provider, status, code, message), code="content_filter")
+    return status_error(provider, status, headers, code=code, message=message)
+
+
+def combined(errors: list[WorkerError]) -> WorkerError:
+    """One error for 'every route failed': retryable if any route may recover."""
+    if not errors:
+        return CircuitOpen("no provider route was tried")
+    text = "all providers failed: " + "; ".join(str(e) for e in errors)
+    retryable = [e for e in errors if isinstance(e, RetryableError)]
+    if retryable:
+        first = next((e for e in retryable if e.code != "circuit_open"), retryable[0])
+        return RetryableError(text, code=first.code)
+    return PermanentError(text, code=errors[0].code)

@@ -7,35 +7,27 @@ original result instead of delivering twice.
 
 from __future__ import annotations
 
-import httpx
-
-from worker.errors import (
-    PermanentError,
-    ProviderNetworkError,
-    ProviderRateLimited,
-    ProviderServerError,
-    ProviderTimeout,
-    WorkerError,
-)
-from worker.http import JsonPoster, NetworkError, Reply
-from worker.providers.headers import retry_after_seconds
+from worker.errors import UpstreamUnavailable
+from worker.outbound import JsonPoster, Send, status_error
 
 __all__ = ["GatewayClient"]
 
 
 class GatewayClient:
+    """``send`` replaces the wire in unit tests."""
+
     def __init__(
         self,
         base_url: str,
         token: str | None,
         *,
         timeout: float = 10.0,
-        transport: httpx.AsyncBaseTransport | None = None,
+        send: Send | None = None,
     ) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.timeout = timeout
         self._client = JsonPoster(
-            base_url, headers, connections=256, connect_timeout=5.0, transport=transport
+            "gateway", base_url, headers, connections=256, connect_timeout=5.0, send=send
         )
 
     async def close(self) -> None:
@@ -43,33 +35,19 @@ class GatewayClient:
 
     async def send(self, *, creator_id: str, fan_id: str, text: str, key: str) -> str:
         """Deliver one message; return the gateway's message id."""
-        try:
-            response = await self._client.post(
-                "/messages",
-                {"creatorId": creator_id, "fanId": fan_id, "text": text},
-                time_limit=self.timeout,
-                headers={"Idempotency-Key": key},
-            )
-        except TimeoutError as exc:
-            raise ProviderTimeout(f"gateway: timed out after {self.timeout:g}s") from exc
-        except NetworkError as exc:
-            raise ProviderNetworkError(f"gateway: {exc}") from exc
+        response = await self._client.post(
+            "/messages",
+            {"creatorId": creator_id, "fanId": fan_id, "text": text},
+            time_limit=self.timeout,
+            headers={"Idempotency-Key": key},
+        )
         if response.is_success:
             try:
                 return str(response.json()["id"])
             except (ValueError, KeyError, TypeError) as exc:
-                raise ProviderServerError("gateway: response lacks an id") from exc
-        raise _classify(response)
-
-
-def _classify(response: Reply) -> WorkerError:
-    try:
-        reason = str(response.json().get("error", ""))[:200]
-    except ValueError:
-        reason = response.text[:200]
-    detail = f"gateway: HTTP {response.status}" + (f": {reason}" if reason else "")
-    if response.status == 429:
-        return ProviderRateLimited(detail, retry_after=retry_after_seconds(response.headers))
-    if response.status >= 500 or response.status == 408:
-        return ProviderServerError(detail)
-    return PermanentError(detail, code="gateway_rejected")
+                raise UpstreamUnavailable("gateway: response lacks an id") from exc
+        try:
+            reason = str(response.json().get("error", ""))[:200]
+        except (ValueError, AttributeError):
+            reason = response.text[:200]
+        raise status_error("gateway", response.status, response.headers, message=reason)

@@ -16,13 +16,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-import backoff
 import structlog
 
 from worker.contract import Envelope, Intent
-from worker.errors import NotDue, PermanentError, RetryableError, WorkerError
-from worker.providers.llm import schedule as retry_schedule
-from worker.providers.taxonomy import RETRY_SAME
+from worker.errors import NotDue, PermanentError, RetryableError
+from worker.outbound import retrying
 from worker.sends.gateway import GatewayClient
 from worker.store.sends import SendLedger
 
@@ -177,13 +175,4 @@ class Sends:
                 key=row["idempotency_key"],
             )
 
-        retrying = backoff.on_exception(
-            lambda: retry_schedule(self._delays),
-            WorkerError,
-            max_tries=len(self._delays) + 1,
-            giveup=lambda exc: getattr(exc, "code", "") not in RETRY_SAME,
-            jitter=None,
-            logger=None,
-        )
-        message_id: str = await retrying(attempt)()
-        return message_id
+        return await retrying(self._delays, attempt)()

@@ -1,4 +1,4 @@
-"""Retry hints in provider responses: Retry-After and the x-ratelimit-reset-* family."""
+"""Retry hints in HTTP responses: Retry-After and the x-ratelimit-reset-* family."""
 
 from __future__ import annotations
 

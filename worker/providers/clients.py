@@ -1,24 +1,18 @@
-"""Chat completions over HTTP (``worker.http``) for OpenAI and Azure OpenAI.
+"""Chat completions over HTTP (``worker.outbound``) for OpenAI and Azure OpenAI.
 
-The only module that talks to the providers: transport errors and error
-bodies become ours here. The two services share the wire format and differ in
-URL, authentication and a few request fields (Azure's 2024-10-21 GA API takes
-``max_tokens`` and no ``model``; OpenAI prefers ``max_completion_tokens``).
+The only module that talks to the providers: error bodies become ours here
+(``taxonomy.classify``), transport failures in ``worker.outbound``. The two
+services share the wire format and differ in URL, authentication and a few
+request fields (Azure's 2024-10-21 GA API takes ``max_tokens`` and no
+``model``; OpenAI prefers ``max_completion_tokens``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import httpx
-
-from worker.errors import (
-    ProviderNetworkError,
-    ProviderRejected,
-    ProviderServerError,
-    ProviderTimeout,
-)
-from worker.http import JsonPoster, NetworkError
+from worker.errors import UpstreamRefused, UpstreamUnavailable
+from worker.outbound import JsonPoster, Send
 from worker.providers.base import ChatRequest, ChatResponse
 from worker.providers.taxonomy import classify
 
@@ -26,8 +20,8 @@ __all__ = ["AzureOpenAIClient", "HttpChatClient", "OpenAIClient"]
 
 
 class HttpChatClient:
-    """One pooled ``JsonPoster``; subclasses say where and how to post. ``transport``
-    (an httpx transport) is for unit tests only."""
+    """One pooled ``JsonPoster``; subclasses say where and how to post. ``send``
+    replaces the wire in unit tests."""
 
     name = "provider"
 
@@ -36,11 +30,11 @@ class HttpChatClient:
         base_url: str,
         headers: dict[str, str],
         timeout: float,
-        transport: httpx.AsyncBaseTransport | None = None,
+        send: Send | None = None,
     ) -> None:
         self.timeout = timeout
         self._client = JsonPoster(
-            base_url, headers, connections=512, connect_timeout=10.0, transport=transport
+            self.name, base_url, headers, connections=512, connect_timeout=10.0, send=send
         )
 
     async def close(self) -> None:
@@ -61,19 +55,14 @@ class HttpChatClient:
     async def complete(self, request: ChatRequest, time_limit: float | None = None) -> ChatResponse:
         """One call, bounded as a whole (not per read) by ``time_limit`` or the client's."""
         limit = time_limit or self.timeout
-        try:
-            response = await self._client.post(
-                self._path(request), self._body(request), time_limit=limit
-            )
-        except TimeoutError as exc:
-            raise ProviderTimeout(f"{self.name}: timed out after {limit:g}s") from exc
-        except NetworkError as exc:
-            raise ProviderNetworkError(f"{self.name}: {exc}") from exc
+        response = await self._client.post(
+            self._path(request), self._body(request), time_limit=limit
+        )
         try:
             body = response.json()
         except ValueError as exc:
             if response.is_success:
-                raise ProviderServerError(f"{self.name}: response is not JSON") from exc
+                raise UpstreamUnavailable(f"{self.name}: response is not JSON") from exc
             body = None
         if not response.is_success:
             raise classify(self.name, response.status, body, response.headers)
@@ -91,9 +80,9 @@ class OpenAIClient(HttpChatClient):
         api_key: str,
         *,
         timeout: float = 30.0,
-        transport: httpx.AsyncBaseTransport | None = None,
+        send: Send | None = None,
     ) -> None:
-        super().__init__(base_url, {"Authorization": f"Bearer {api_key}"}, timeout, transport)
+        super().__init__(base_url, {"Authorization": f"Bearer {api_key}"}, timeout, send)
 
     def _path(self, request: ChatRequest) -> str:
         return "/chat/completions"
@@ -123,7 +112,7 @@ class AzureOpenAIClient(HttpChatClient):
         ad_token: str | None = None,
         api_version: str = "2024-10-21",
         timeout: float = 45.0,
-        transport: httpx.AsyncBaseTransport | None = None,
+        send: Send | None = None,
     ) -> None:
         if ad_token:
             headers = {"Authorization": f"Bearer {ad_token}"}
@@ -131,7 +120,7 @@ class AzureOpenAIClient(HttpChatClient):
             headers = {"api-key": api_key}
         else:
             raise ValueError("Azure OpenAI needs an API key or an Entra ID token")
-        super().__init__(endpoint, headers, timeout, transport)
+        super().__init__(endpoint, headers, timeout, send)
         self.deployment = deployment
         self.api_version = api_version
 
@@ -154,9 +143,9 @@ def parse_response(provider: str, body: Any, requested_model: str) -> ChatRespon
         content = (choice.get("message") or {}).get("content") or ""
         model = str(body.get("model") or requested_model)
     except (KeyError, IndexError, TypeError, AttributeError) as exc:
-        raise ProviderServerError(f"{provider}: response lacks choices[0]") from exc
+        raise UpstreamUnavailable(f"{provider}: response lacks choices[0]") from exc
     if finish == "content_filter":
-        raise ProviderRejected(
+        raise UpstreamRefused(
             f"{provider}: output blocked by the content filter", code="content_filter"
         )
     usage = body.get("usage") if isinstance(body.get("usage"), dict) else None
