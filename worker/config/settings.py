@@ -54,6 +54,8 @@ NOT_SETTINGS = frozenset(
         "FLEET_FAULT_REPORT",
         "FLEET_FAULT_RUN_SIZE",
         "FLEET_CAMPAIGN_SIZE",
+        "FLEET_REQUIRE_BROWSER",  # the console's browser tests fail instead of skipping
+        "FLEET_CONSOLE_SCREENSHOTS",  # where those tests save page screenshots
     }
 )
 
