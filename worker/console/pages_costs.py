@@ -12,7 +12,7 @@ from aiohttp import web
 from worker.console.app import CONSOLE, render
 from worker.console.html import Markup, bar_chart, cell, esc, query, table
 from worker.console.pages_workflows import parse_time
-from worker.store.console import COST_GROUPS, cost_by_day, cost_table, cost_total
+from worker.store.console import COST_GROUPS, cost_by_day, cost_table
 
 __all__ = ["setup"]
 
@@ -42,8 +42,8 @@ async def costs(request: web.Request) -> web.Response:
     raw, since, until = _window(request)
     by = _group(request)
     store = request.app[CONSOLE].db()
-    total = await cost_total(store, since, until)
-    days = await cost_by_day(store, since, until)
+    days = await cost_by_day(store, since, until)  # one scan of the window for both
+    total = {k: sum(d[k] for d in days) for k in ("calls", "tokens", "usd")}
     rows = await cost_table(store, by, since, until)
     options = "".join(
         f'<option value="{g}"{" selected" if g == by else ""}>{g}</option>' for g in COST_GROUPS

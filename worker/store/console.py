@@ -175,10 +175,12 @@ async def cost_table(
 
 
 async def cost_by_day(store: Store, since: datetime, until: datetime | None = None) -> list[Row]:
+    """Calls, tokens and USD per UTC day (the page adds them up for its totals)."""
     where, params = _range(since, until)
     return await store.fetch(
-        "SELECT (created_at AT TIME ZONE 'UTC')::date AS day, sum(cost_usd) AS usd"
-        f" FROM llm_calls WHERE {where} GROUP BY 1 ORDER BY 1",
+        "SELECT (created_at AT TIME ZONE 'UTC')::date AS day, count(*) AS calls,"
+        " coalesce(sum(prompt_tokens + completion_tokens), 0) AS tokens,"
+        f" coalesce(sum(cost_usd), 0) AS usd FROM llm_calls WHERE {where} GROUP BY 1 ORDER BY 1",
         params,
     )
 
