@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from worker import __version__
+from worker.commands import console as web_console
 from worker.commands import dlq, enqueue, operations, status
 from worker.commands.common import console, errors, friendly, run_async, settings_from_env
 from worker.contract import json_schema
@@ -175,6 +176,7 @@ main.add_command(enqueue.enqueue)
 main.add_command(status.status)
 main.add_command(operations.costs)
 main.add_command(operations.top)
+main.add_command(web_console.console)
 
 if __name__ == "__main__":
     main()

@@ -117,5 +117,8 @@ class OperationsSettings(_Group):
     metrics_namespace: str
     metrics_interval: float
     worker_heartbeat_seconds: float
+    console_tokens: SecretStr | None
+    console_host: str
+    console_port: int
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"]
     log_format: Literal["json", "console"]

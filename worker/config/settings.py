@@ -54,6 +54,8 @@ NOT_SETTINGS = frozenset(
         "FLEET_FAULT_REPORT",
         "FLEET_FAULT_RUN_SIZE",
         "FLEET_CAMPAIGN_SIZE",
+        "FLEET_REQUIRE_BROWSER",  # the console's browser tests fail instead of skipping
+        "FLEET_CONSOLE_SCREENSHOTS",  # where those tests save page screenshots
     }
 )
 
@@ -157,6 +159,9 @@ class Settings(BaseSettings):
     metrics_namespace: str = "Huntaze/HybridOrchestrator"
     metrics_interval: float = Field(60.0, gt=0)
     worker_heartbeat_seconds: float = Field(10.0, gt=0)
+    console_tokens: SecretStr | None = Field(None, description="name:role:token,...")
+    console_host: str = Field("127.0.0.1", description="address `fleet console` binds")
+    console_port: int = Field(8090, ge=0, le=65535)
 
     # --- storage and logs -----------------------------------------------
     db_pool_min: int = Field(1, ge=0)
