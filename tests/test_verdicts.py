@@ -34,11 +34,11 @@ from worker.errors import (
     MalformedMessage,
     NotDue,
     PermanentError,
-    ProviderRejected,
-    ProviderTimeout,
     QueueUnavailable,
     RetryableError,
     StoreUnavailable,
+    UpstreamRefused,
+    UpstreamTimeout,
 )
 from worker.observability.metrics import Metrics
 from worker.queue import QueueClient, Received
@@ -54,10 +54,10 @@ from worker.store import WorkflowRef
         (NotDue("slot later", seconds=5), "postpone"),
         (MalformedMessage("bad data", code="invalid_data"), "malformed"),
         (PermanentError("no"), "permanent"),
-        (ProviderRejected("401", code="auth"), "permanent"),
+        (UpstreamRefused("401", code="auth"), "permanent"),
         (InvalidOutput("still invalid"), "permanent"),
         (RetryableError("later"), "retry"),
-        (ProviderTimeout("slow"), "retry"),
+        (UpstreamTimeout("slow"), "retry"),
         (StoreUnavailable("db down"), "retry"),
         (LeaseHeld("busy", seconds_left=3), "retry"),
         (EnqueueRefused("too large"), "bug"),  # ours, but no handler should raise it
@@ -79,7 +79,7 @@ def test_error_of_translates_what_is_not_ours() -> None:
     assert isinstance(late, DeadlineExceeded) and "12s" in str(late)
     bug = error_of(ZeroDivisionError("division by zero"), "bug", 12)
     assert bug.code == "unknown" and str(bug) == "ZeroDivisionError: division by zero"
-    ours = ProviderTimeout("slow")
+    ours = UpstreamTimeout("slow")
     assert error_of(ours, "retry", 12) is ours
 
 
@@ -197,7 +197,7 @@ def test_verdicts_of_handler_exceptions() -> None:
     decider, work = _decider(), _work()
     postpone = decider.verdict_for(work, NotDue("later", seconds=7.5))
     assert isinstance(postpone, Postpone) and postpone.seconds == 7.5
-    permanent = decider.verdict_for(work, ProviderRejected("401", code="auth"))
+    permanent = decider.verdict_for(work, UpstreamRefused("401", code="auth"))
     assert isinstance(permanent, DeadLetter) and permanent.error_class == "permanent"
     malformed = decider.verdict_for(work, MalformedMessage("bad", code="invalid_data"))
     assert isinstance(malformed, DeadLetter) and malformed.error_class == "malformed"
@@ -209,9 +209,9 @@ def test_verdicts_of_handler_exceptions() -> None:
 
 
 def test_last_receive_makes_a_final_retry_without_delay() -> None:
-    verdict = _decider(FakeQueue(redrive=3)).verdict_for(_work(3), ProviderTimeout("slow"))
+    verdict = _decider(FakeQueue(redrive=3)).verdict_for(_work(3), UpstreamTimeout("slow"))
     assert isinstance(verdict, Retry) and verdict.final and verdict.delay == 0
-    early = _decider(FakeQueue(redrive=5)).verdict_for(_work(3), ProviderTimeout("slow"))
+    early = _decider(FakeQueue(redrive=5)).verdict_for(_work(3), UpstreamTimeout("slow"))
     assert isinstance(early, Retry) and not early.final
 
 
@@ -235,8 +235,8 @@ async def test_success_is_saved_then_acknowledged() -> None:
     "make",
     [
         lambda: Succeeded(_work(), {"ok": True}),
-        lambda: Retry(_work(), ProviderTimeout("slow"), 2.0, False),
-        lambda: Retry(_work(3), ProviderTimeout("slow"), 0.0, True),
+        lambda: Retry(_work(), UpstreamTimeout("slow"), 2.0, False),
+        lambda: Retry(_work(3), UpstreamTimeout("slow"), 0.0, True),
         lambda: DeadLetter(_received(), _work(), "permanent", PermanentError("no")),
         lambda: DeadLetter(_received(), None, "malformed", MalformedMessage("bad")),
     ],
@@ -254,11 +254,11 @@ async def test_a_verdict_the_store_could_not_save_is_never_acknowledged(make: An
 
 async def test_retry_sets_the_delay_and_final_retry_without_redrive_moves_to_dlq() -> None:
     queue, store = FakeQueue(), FakeStore()
-    outcome, _ = await _settle(Retry(_work(), ProviderTimeout("t"), 2.4, False), queue, store)
+    outcome, _ = await _settle(Retry(_work(), UpstreamTimeout("t"), 2.4, False), queue, store)
     assert outcome == "retried"
     assert queue.calls == [("visibility", 3)] and store.writes == ["failure:retrying:False"]
     no_redrive, store = FakeQueue(redrive=None), FakeStore()
-    outcome, _ = await _settle(Retry(_work(3), ProviderTimeout("t"), 0, True), no_redrive, store)
+    outcome, _ = await _settle(Retry(_work(3), UpstreamTimeout("t"), 0, True), no_redrive, store)
     assert outcome == "dead_lettered" and no_redrive.calls == [("dlq", "exhausted")]
     assert store.writes == ["failure:failed:True"]
 

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
-import httpx
+import aiohttp
 import structlog
 from aiohttp import web
 
@@ -70,7 +70,7 @@ class Console:
     sessions: SessionBook = field(default_factory=SessionBook)
     store: Store | None = None
     queue: QueueClient | None = None
-    http: httpx.AsyncClient | None = None
+    http: aiohttp.ClientSession | None = None
     owns_clients: bool = False
 
     def db(self) -> Store:
@@ -193,13 +193,13 @@ async def _open(app: web.Application) -> None:
         console.queue = QueueClient.from_settings(settings)
         await console.queue.open()
         console.owns_clients = True
-    console.http = httpx.AsyncClient()
+    console.http = aiohttp.ClientSession()
 
 
 async def _close(app: web.Application) -> None:
     console = app[CONSOLE]
     if console.http is not None:
-        await console.http.aclose()
+        await console.http.close()
     if not console.owns_clients:
         return
     if console.queue is not None:
