@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from worker.store.repository import Store
+from worker.store.pool import Conn, Connects
 
 __all__ = ["Delivery", "ScheduledSend", "SendLedger"]
 
@@ -47,8 +47,10 @@ class Delivery:
 
 
 class SendLedger:
-    def __init__(self, store: Store) -> None:
-        self._store = store
+    """The ``onlyfans_sends`` and ``send_pairs`` rows; ``db`` is a ``Store`` or a ``Pool``."""
+
+    def __init__(self, db: Connects) -> None:
+        self._db = db
 
     async def schedule(
         self,
@@ -64,7 +66,7 @@ class SendLedger:
         replace: bool,
     ) -> ScheduledSend:
         """Reserve the pair's next slot (or take over a pending one) and record the send."""
-        async with self._store._conn() as conn, conn.transaction():
+        async with self._db.connection() as conn, conn.transaction():
             found = await (
                 await conn.execute(
                     "SELECT id, slot_at, status, enqueued FROM onlyfans_sends"
@@ -119,14 +121,14 @@ class SendLedger:
             return ScheduledSend(int(row["id"]), slot, "scheduled", False, True, tuple(superseded))
 
     async def mark_enqueued(self, send_id: int) -> None:
-        async with self._store._conn() as conn:
+        async with self._db.connection() as conn:
             await conn.execute(
                 "UPDATE onlyfans_sends SET enqueued = true WHERE id = %s", (send_id,)
             )
 
     async def begin(self, send_id: int, spacing: float) -> Delivery:
         """Decide, under a row lock, whether this send may go to the gateway now."""
-        async with self._store._conn() as conn, conn.transaction():
+        async with self._db.connection() as conn, conn.transaction():
             row = await (
                 await conn.execute(
                     "SELECT s.*,"
@@ -153,11 +155,11 @@ class SendLedger:
 
     async def acquire_pair(self, pair_key: str, send_id: int, spacing: float) -> float:
         """Stamp a delivery attempt for the pair; 0 if allowed, else seconds to wait."""
-        async with self._store._conn() as conn:
+        async with self._db.connection() as conn:
             return await self._acquire_pair(conn, pair_key, send_id, spacing)
 
     @staticmethod
-    async def _acquire_pair(conn: Any, pair_key: str, send_id: int, spacing: float) -> float:
+    async def _acquire_pair(conn: Conn, pair_key: str, send_id: int, spacing: float) -> float:
         stamped = await (
             await conn.execute(
                 "UPDATE send_pairs SET last_sent_at = clock_timestamp(), last_send_id = %(id)s"
@@ -180,7 +182,7 @@ class SendLedger:
         return float(left["left"]) if left else spacing
 
     async def finish(self, send_id: int, gateway_message_id: str) -> None:
-        async with self._store._conn() as conn:
+        async with self._db.connection() as conn:
             await conn.execute(
                 "UPDATE onlyfans_sends SET status = 'sent', gateway_message_id = %s,"
                 " error_code = NULL, error_message = NULL, sent_at = now(), updated_at = now()"
@@ -189,7 +191,7 @@ class SendLedger:
             )
 
     async def fail(self, send_id: int, code: str, message: str) -> None:
-        async with self._store._conn() as conn:
+        async with self._db.connection() as conn:
             await conn.execute(
                 "UPDATE onlyfans_sends SET status = 'failed', error_code = %s,"
                 " error_message = %s, updated_at = now() WHERE id = %s",
@@ -198,7 +200,7 @@ class SendLedger:
 
     async def note_error(self, send_id: int, code: str, message: str) -> None:
         """A retryable gateway failure: stays 'sending', the reason is kept."""
-        async with self._store._conn() as conn:
+        async with self._db.connection() as conn:
             await conn.execute(
                 "UPDATE onlyfans_sends SET error_code = %s, error_message = %s,"
                 " updated_at = now() WHERE id = %s",
@@ -206,16 +208,18 @@ class SendLedger:
             )
 
     async def campaign_counts(self, campaign_id: str) -> dict[str, int]:
-        rows = await self._store.fetch(
-            "SELECT status, count(*) AS n FROM onlyfans_sends WHERE campaign_id = %s"
-            " GROUP BY status",
-            (campaign_id,),
-        )
+        async with self._db.connection() as conn:
+            cur = await conn.execute(
+                "SELECT status, count(*) AS n FROM onlyfans_sends WHERE campaign_id = %s"
+                " GROUP BY status",
+                (campaign_id,),
+            )
+            rows = await cur.fetchall()
         return {str(r["status"]): int(r["n"]) for r in rows}
 
     async def record_progress(self, campaign_id: str, recipients: int) -> None:
         """Idempotent progress on the campaign's workflow row (recounted, never added)."""
-        async with self._store._conn() as conn:
+        async with self._db.connection() as conn:
             await conn.execute(
                 "UPDATE workflows SET progress = jsonb_build_object("
                 " 'recipients', %s::int,"
