@@ -27,6 +27,49 @@ EARLY_TOLERANCE = 0.25  # seconds: a message due this soon is sent now
 GUARD_MARGIN = 0.25
 
 
+_BY_KEY = "SELECT id, slot_at, status, enqueued FROM onlyfans_sends WHERE idempotency_key = %s"
+
+_PENDING = """
+SELECT id, slot_at FROM onlyfans_sends WHERE pair_key = %s AND status = 'scheduled'
+ ORDER BY slot_at FOR UPDATE
+"""
+
+_RESERVE = """
+INSERT INTO send_pairs AS p (pair_key, last_slot) VALUES (%s, now())
+ON CONFLICT (pair_key) DO UPDATE
+   SET last_slot = GREATEST(p.last_slot + make_interval(secs => %s), now())
+RETURNING last_slot
+"""
+
+_INSERT_SEND = """
+INSERT INTO onlyfans_sends (idempotency_key, workflow_id, campaign_id, user_id, recipient_id,
+                            pair_key, slot_at, status, message)
+VALUES (%s, %s, %s, %s, %s, %s, %s, 'scheduled', %s) RETURNING id
+"""
+
+_SUPERSEDE = """
+UPDATE onlyfans_sends SET status = 'superseded', superseded_by = %s, updated_at = now()
+ WHERE id = ANY(%s) AND status = 'scheduled'
+"""
+
+
+async def _pending_slot(conn: Conn, pair_key: str) -> tuple[datetime | None, list[int]]:
+    """The pair's earliest scheduled slot and every scheduled send to supersede (locked)."""
+    pending = await (await conn.execute(_PENDING, (pair_key,))).fetchall()
+    if not pending:
+        return None, []
+    return pending[0]["slot_at"], [int(row["id"]) for row in pending]
+
+
+async def _reserve_slot(conn: Conn, pair_key: str, spacing: float) -> datetime:
+    """The pair's next free slot, ``spacing`` after the last one (the upsert's row lock
+    serialises reservations fleet-wide)."""
+    reserved = await (await conn.execute(_RESERVE, (pair_key, spacing))).fetchone()
+    assert reserved is not None
+    slot: datetime = reserved["last_slot"]
+    return slot
+
+
 @dataclass(frozen=True, slots=True)
 class ScheduledSend:
     id: int
@@ -67,57 +110,19 @@ class SendLedger:
     ) -> ScheduledSend:
         """Reserve the pair's next slot (or take over a pending one) and record the send."""
         async with self._db.connection() as conn, conn.transaction():
-            found = await (
-                await conn.execute(
-                    "SELECT id, slot_at, status, enqueued FROM onlyfans_sends"
-                    " WHERE idempotency_key = %s",
-                    (key,),
-                )
-            ).fetchone()
+            found = await (await conn.execute(_BY_KEY, (key,))).fetchone()
             if found is not None:
                 return ScheduledSend(
                     found["id"], found["slot_at"], found["status"], found["enqueued"], created=False
                 )
-            slot: datetime | None = None
-            superseded: list[int] = []
-            if replace:
-                pending = await (
-                    await conn.execute(
-                        "SELECT id, slot_at FROM onlyfans_sends WHERE pair_key = %s"
-                        " AND status = 'scheduled' ORDER BY slot_at FOR UPDATE",
-                        (pair_key,),
-                    )
-                ).fetchall()
-                if pending:
-                    slot = pending[0]["slot_at"]
-                    superseded = [int(row["id"]) for row in pending]
+            slot, superseded = await _pending_slot(conn, pair_key) if replace else (None, [])
             if slot is None:
-                reserved = await (
-                    await conn.execute(
-                        "INSERT INTO send_pairs AS p (pair_key, last_slot) VALUES (%s, now())"
-                        " ON CONFLICT (pair_key) DO UPDATE SET last_slot ="
-                        " GREATEST(p.last_slot + make_interval(secs => %s), now())"
-                        " RETURNING last_slot",
-                        (pair_key, spacing),
-                    )
-                ).fetchone()
-                assert reserved is not None
-                slot = reserved["last_slot"]
-            row = await (
-                await conn.execute(
-                    "INSERT INTO onlyfans_sends (idempotency_key, workflow_id, campaign_id,"
-                    " user_id, recipient_id, pair_key, slot_at, status, message)"
-                    " VALUES (%s, %s, %s, %s, %s, %s, %s, 'scheduled', %s) RETURNING id",
-                    (key, workflow_id, campaign_id, user_id, recipient_id, pair_key, slot, message),
-                )
-            ).fetchone()
+                slot = await _reserve_slot(conn, pair_key, spacing)
+            values = (key, workflow_id, campaign_id, user_id, recipient_id, pair_key, slot, message)
+            row = await (await conn.execute(_INSERT_SEND, values)).fetchone()
             assert row is not None
             if superseded:
-                await conn.execute(
-                    "UPDATE onlyfans_sends SET status = 'superseded', superseded_by = %s,"
-                    " updated_at = now() WHERE id = ANY(%s) AND status = 'scheduled'",
-                    (row["id"], superseded),
-                )
+                await conn.execute(_SUPERSEDE, (row["id"], superseded))
             return ScheduledSend(int(row["id"]), slot, "scheduled", False, True, tuple(superseded))
 
     async def mark_enqueued(self, send_id: int) -> None:
