@@ -11,17 +11,15 @@ import pytest
 from psycopg_pool import PoolTimeout
 
 from worker.errors import StoreUnavailable
-from worker.store import CallRecord, Store, WorkflowRef
+from worker.store import CallRecord, Replay, Store, WorkflowRef, record_replay
 from worker.store.pool import map_errors, translate
 from worker.store.reads import (
-    Replay,
     call_history,
     completed_count,
     cost_breakdown,
     cost_totals,
     dead_letter_reasons,
     recent_activity,
-    record_replay,
     run_outcome,
     timings,
     workflow_counts,

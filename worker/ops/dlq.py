@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from worker.queue import QueueClient, Received, attributes_of
-from worker.store import Row, Store
-from worker.store.reads import Replay, call_history, dead_letter_reasons, record_replay
+from worker.store import Replay, Row, Store, record_replay
+from worker.store.reads import call_history, dead_letter_reasons
 
 __all__ = ["DlqEntry", "DlqFilter", "DlqWorkbench", "ReplayResult"]
 

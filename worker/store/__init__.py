@@ -11,6 +11,7 @@ from worker.store.migrate import available_migrations, migrate
 from worker.store.pool import Conn, Connects, Pool, Row
 from worker.store.records import CallRecord, Claim, DeadLetter, WorkflowRef
 from worker.store.registry import WorkerRegistry
+from worker.store.replays import Replay, record_replay
 from worker.store.repository import Store
 from worker.store.sends import Delivery, ScheduledSend, SendLedger
 from worker.store.workflows import Workflows
@@ -25,6 +26,7 @@ __all__ = [
     "DeadLetter",
     "Delivery",
     "Pool",
+    "Replay",
     "Row",
     "ScheduledSend",
     "SendLedger",
@@ -34,4 +36,5 @@ __all__ = [
     "Workflows",
     "available_migrations",
     "migrate",
+    "record_replay",
 ]

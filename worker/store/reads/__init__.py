@@ -1,15 +1,10 @@
 """Read models: one named question per function, for the operator commands
 (`fleet status`, `fleet costs`, `fleet top`, the DLQ workbench) and the dev stack's
-demo and benchmark. No caller above the store writes SQL."""
+demo and benchmark. No caller above the store writes SQL. (The one write an operator
+command makes, the replay audit row, is ``worker.store.replays``.)"""
 
 from worker.store.reads.costs import COST_GROUPS, CostTotals, cost_breakdown, cost_totals
-from worker.store.reads.dlq import (
-    Replay,
-    call_history,
-    dead_letter_reasons,
-    dead_letters_since,
-    record_replay,
-)
+from worker.store.reads.dlq import call_history, dead_letter_reasons, dead_letters_since
 from worker.store.reads.live import Activity, recent_activity
 from worker.store.reads.runs import RunOutcome, Timing, completed_count, run_outcome, timings
 from worker.store.reads.status import (
@@ -23,7 +18,6 @@ __all__ = [
     "COST_GROUPS",
     "Activity",
     "CostTotals",
-    "Replay",
     "RunOutcome",
     "Timing",
     "WorkflowDetail",
@@ -35,7 +29,6 @@ __all__ = [
     "dead_letter_reasons",
     "dead_letters_since",
     "recent_activity",
-    "record_replay",
     "run_outcome",
     "timings",
     "workflow_counts",
