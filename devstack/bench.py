@@ -35,6 +35,7 @@ from worker.config import Settings
 from worker.contract import Envelope, Intent
 from worker.queue import QueueClient, QueueSpec, create_queues
 from worker.store import Store, migrate
+from worker.store.reads import completed_count, timings
 
 __all__ = ["Result", "run_bench"]
 
@@ -289,30 +290,18 @@ async def fleet_run(
             peak_rss = max(peak_rss, rss)
             samples.append((time.time(), machine_cpu({p.pid for p in family})))
             cpu = max(cpu, samples[-1][1]["workers"])
-            if tick % 5 == 4:  # the progress query is Postgres load too: once a second
-                rows = await store.fetch(
-                    "SELECT count(*) AS n FROM workflows"
-                    " WHERE id = ANY(%s) AND status = 'completed'",
-                    (ids,),
-                )
-                if int(rows[0]["n"]) >= count:
-                    break
+            # the progress query is Postgres load too: once a second
+            if tick % 5 == 4 and await completed_count(store, ids) >= count:
+                break
             await asyncio.sleep(0.2)
         seconds = time.monotonic() - started
-        rows = await store.fetch(
-            "SELECT w.id, EXTRACT(EPOCH FROM w.completed_at) AS done,"
-            " EXTRACT(EPOCH FROM w.completed_at - w.created_at) AS inside,"
-            " coalesce(sum(c.duration_ms), 0) / 1000.0 AS llm"
-            " FROM workflows w LEFT JOIN llm_calls c ON c.workflow_id = w.id"
-            " WHERE w.id = ANY(%s) GROUP BY w.id",
-            (ids,),
-        )
-    window = Window.from_series([float(r["done"]) for r in rows], samples)
+        rows = await timings(store, ids)
+    window = Window.from_series([r.done for r in rows], samples)
     steady_rate, steady_cpu = window.rate_and_cpu("workers")
     proc.terminate()
     await proc.wait()
-    to_done = [float(r["done"]) - sent[r["id"]] for r in rows]
-    overhead = [max(0.0, float(r["inside"]) - float(r["llm"])) for r in rows]
+    to_done = [r.done - sent[r.id] for r in rows]
+    overhead = [max(0.0, r.inside - r.llm) for r in rows]
     return Result(
         name,
         count,

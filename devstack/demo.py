@@ -29,6 +29,7 @@ from worker.consumer import run_worker
 from worker.contract import INTERNAL_TYPES, Envelope, Intent
 from worker.queue import QueueClient, QueueSpec, create_queues
 from worker.store import Store, migrate
+from worker.store.reads import cost_since, dead_letters_since, run_outcome
 
 __all__ = ["StackUrls", "demo_messages", "local_stack", "run_demo", "summarize"]
 
@@ -203,19 +204,10 @@ async def summarize(
     store: Store, since: datetime, queue: QueueClient | None = None
 ) -> dict[str, Any]:
     """The demo's outcome, from Postgres (and the DLQ depth when a queue is given)."""
-    rows = await store.fetch(
-        "SELECT status, count(*) AS n FROM workflows WHERE updated_at >= %s"
-        " AND type <> ALL(%s) GROUP BY status",
-        (since, list(INTERNAL_TYPES)),
-    )
-    counts = {str(r["status"]): int(r["n"]) for r in rows}
-    retried = await store.fetch(
-        "SELECT count(*) AS n FROM workflows WHERE attempts > 1 AND updated_at >= %s"
-        " AND type <> ALL(%s)",
-        (since, list(INTERNAL_TYPES)),
-    )
-    letters = await store.dead_letters_since(since)
-    costs = await store.cost_since(since)
+    outcome = await run_outcome(store, since, leave_out=INTERNAL_TYPES)
+    counts = outcome.statuses
+    letters = await dead_letters_since(store, since)
+    costs = await cost_since(store, since)
     by_provider: dict[str, float] = {}
     by_intent: dict[str, float] = {}
     total = Decimal(0)
@@ -224,18 +216,14 @@ async def summarize(
         total += cost
         by_provider[row["provider"]] = by_provider.get(row["provider"], 0.0) + float(cost)
         by_intent[row["intent_type"]] = by_intent.get(row["intent_type"], 0.0) + float(cost)
-    sends = await store.fetch(
-        "SELECT status, count(*) AS n FROM onlyfans_sends WHERE created_at >= %s GROUP BY status",
-        (since,),
-    )
     summary: dict[str, Any] = {
         "completed": counts.get("completed", 0),
         "dead_lettered": len(letters),
-        "retried": int(retried[0]["n"]),
+        "retried": outcome.retried,
         "failed_workflows": counts.get("failed", 0),
         "in_progress": counts.get("running", 0) + counts.get("retrying", 0),
         "llm_calls": sum(int(r["calls"]) for r in costs),
-        "sends": {str(r["status"]): int(r["n"]) for r in sends},
+        "sends": outcome.sends,
         "cost_usd": round(float(total), 8),
         "cost_by_provider": by_provider,
         "cost_by_intent": by_intent,

@@ -21,6 +21,7 @@ from tests.support import (
     env_for,
     envelope,
     fleet,
+    query,
     queue_for,
     send_bodies,
 )
@@ -85,7 +86,8 @@ async def test_bad_configuration_fails_at_start_naming_the_setting(make_settings
 async def _wait_for_completed(store: Store, ids: list[str], at_least: int) -> int:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        rows = await store.fetch(
+        rows = await query(
+            store,
             "SELECT count(*) AS n FROM workflows WHERE id = ANY(%s) AND status = 'completed'",
             (ids,),
         )
@@ -124,11 +126,14 @@ async def test_sigterm_under_load_loses_nothing(make_settings: Factory, store: S
     assert API_KEY not in err
 
     await drain(settings)
-    rows = await store.fetch(
-        "SELECT status, count(*) AS n FROM workflows WHERE id = ANY(%s) GROUP BY status", (ids,)
+    rows = await query(
+        store,
+        "SELECT status, count(*) AS n FROM workflows WHERE id = ANY(%s) GROUP BY status",
+        (ids,),
     )
     assert {r["status"]: int(r["n"]) for r in rows} == {"completed": 40}
-    ok_calls = await store.fetch(
+    ok_calls = await query(
+        store,
         "SELECT workflow_id, count(*) AS n FROM llm_calls WHERE workflow_id = ANY(%s)"
         " AND outcome = 'ok' GROUP BY workflow_id",
         (ids,),

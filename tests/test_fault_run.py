@@ -16,7 +16,7 @@ import pytest
 
 from devstack import FakeConfig, FakeLLM
 from devstack.fake_llm import FAULT_KINDS
-from tests.support import API_KEY, Factory, drain, envelope, provider_settings, send_bodies
+from tests.support import API_KEY, Factory, drain, envelope, provider_settings, query, send_bodies
 from worker.providers import PriceTable
 from worker.store import Store
 
@@ -81,11 +81,14 @@ async def test_every_workflow_completes_under_30_percent_faults(
         await send_bodies(settings, list(envs))
         stats = await drain(settings)
         ids = [str(e.workflow_id) for e in envs]
-        rows = await store.fetch(
-            "SELECT status, count(*) AS n FROM workflows WHERE id = ANY(%s) GROUP BY status", (ids,)
+        rows = await query(
+            store,
+            "SELECT status, count(*) AS n FROM workflows WHERE id = ANY(%s) GROUP BY status",
+            (ids,),
         )
         statuses = {r["status"]: int(r["n"]) for r in rows}
-        calls = await store.fetch(
+        calls = await query(
+            store,
             "SELECT provider, model, outcome, cache_hit, prompt_tokens, completion_tokens,"
             " cost_usd, error_code FROM llm_calls WHERE workflow_id = ANY(%s)",
             (ids,),

@@ -34,6 +34,7 @@ from tests.support import (
     envelope,
     fleet,
     provider_settings,
+    query,
     queue_for,
     send_bodies,
 )
@@ -82,14 +83,16 @@ def work(n: int, tag: str, latency_ms: int = 0) -> list[Envelope]:
 
 async def audit(scenario: str, store: Store, gateway: FakeGateway, envs: list[Envelope]) -> Audit:
     ids = [str(e.workflow_id) for e in envs]
-    rows = await store.fetch(
+    rows = await query(
+        store,
         "SELECT w.id, w.status, EXISTS (SELECT 1 FROM dead_letters d WHERE d.workflow_id = w.id)"
         " AS lettered FROM workflows w WHERE w.id = ANY(%s)",
         (ids,),
     )
     completed = sum(r["status"] == "completed" for r in rows)
     lettered = sum(r["status"] == "failed" and r["lettered"] for r in rows)
-    sends = await store.fetch(
+    sends = await query(
+        store,
         "SELECT count(*) AS n FROM onlyfans_sends WHERE workflow_id = ANY(%s) AND status = 'sent'",
         (ids,),
     )
@@ -110,13 +113,15 @@ async def settle(store: Store, envs: list[Envelope], within: float = 180) -> Non
     ids = [str(e.workflow_id) for e in envs]
 
     async def done() -> bool:
-        rows = await store.fetch(
+        rows = await query(
+            store,
             "SELECT count(*) AS n FROM workflows w WHERE id = ANY(%s) AND (status = 'completed'"
             " OR (status = 'failed' AND EXISTS (SELECT 1 FROM dead_letters d"
             " WHERE d.workflow_id = w.id)))",
             (ids,),
         )
-        sent = await store.fetch(
+        sent = await query(
+            store,
             "SELECT count(*) AS n FROM onlyfans_sends WHERE workflow_id = ANY(%s)"
             " AND status IN ('scheduled', 'sending')",
             (ids,),
@@ -128,12 +133,14 @@ async def settle(store: Store, envs: list[Envelope], within: float = 180) -> Non
             while not await done():  # noqa: ASYNC110 - worker processes write the state
                 await asyncio.sleep(0.3)
     except TimeoutError:
-        states = await store.fetch(
+        states = await query(
+            store,
             "SELECT status, error_code, count(*) AS n FROM workflows WHERE id = ANY(%s)"
             " GROUP BY 1, 2",
             (ids,),
         )
-        sends = await store.fetch(
+        sends = await query(
+            store,
             "SELECT status, error_code, count(*) AS n FROM onlyfans_sends"
             " WHERE workflow_id = ANY(%s) GROUP BY 1, 2",
             (ids,),
@@ -172,7 +179,8 @@ async def until(check: Callable[[], Awaitable[bool]], within: float = 60) -> Non
 
 
 async def completed_count(store: Store, envs: list[Envelope]) -> int:
-    rows = await store.fetch(
+    rows = await query(
+        store,
         "SELECT count(*) AS n FROM workflows WHERE id = ANY(%s) AND status = 'completed'",
         ([str(e.workflow_id) for e in envs],),
     )
@@ -492,7 +500,8 @@ async def test_hostile_corpus_ends_in_the_dlq_and_no_worker_crashes(
         await workers.start(1)
 
         async def all_lettered() -> bool:
-            rows = await store.fetch(
+            rows = await query(
+                store,
                 "SELECT count(DISTINCT message_id) AS n FROM dead_letters"
                 " WHERE message_id = ANY(%s)",
                 (ids,),
@@ -502,8 +511,10 @@ async def test_hostile_corpus_ends_in_the_dlq_and_no_worker_crashes(
         try:
             await until(all_lettered, within=120)
         except TimeoutError:
-            found = await store.fetch(
-                "SELECT DISTINCT message_id FROM dead_letters WHERE message_id = ANY(%s)", (ids,)
+            found = await query(
+                store,
+                "SELECT DISTINCT message_id FROM dead_letters WHERE message_id = ANY(%s)",
+                (ids,),
             )
             have = {r["message_id"] for r in found}
             lost = [label for (label, _), mid in zip(corpus, ids, strict=True) if mid not in have]
@@ -512,7 +523,8 @@ async def test_hostile_corpus_ends_in_the_dlq_and_no_worker_crashes(
             raise AssertionError(f"no dead-letter row for: {lost[:5]}; {errors}") from None
         alive = workers.procs[0].returncode is None
         codes = await workers.stop()
-        letters = await store.fetch(
+        letters = await query(
+            store,
             "SELECT DISTINCT ON (message_id) message_id, error_code, error_message"
             " FROM dead_letters WHERE message_id = ANY(%s) ORDER BY message_id, id",
             (ids,),

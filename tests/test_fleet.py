@@ -8,13 +8,13 @@ import uuid
 from decimal import Decimal
 
 from devstack import FakeLLM
-from tests.support import Factory, dlq_messages, drain, envelope, send_bodies
+from tests.support import Factory, dlq_messages, drain, envelope, query, send_bodies
 from worker.store import CallRecord, Store, WorkflowRef
 
 
 async def calls_of(store: Store, workflow_id: str) -> list[dict]:
-    return await store.fetch(
-        "SELECT * FROM llm_calls WHERE workflow_id = %s ORDER BY id", (workflow_id,)
+    return await query(
+        store, "SELECT * FROM llm_calls WHERE workflow_id = %s ORDER BY id", (workflow_id,)
     )
 
 
@@ -125,8 +125,8 @@ async def test_retry_exhaustion_ends_in_the_dlq(make_settings: Factory, store: S
     assert stats.outcomes == {"retried": 1, "dead_lettered": 1}
     row = await store.workflow(str(env.workflow_id))
     assert row is not None and row["status"] == "failed" and row["error_code"] == "server"
-    letters = await store.fetch(
-        "SELECT * FROM dead_letters WHERE workflow_id = %s", (str(env.workflow_id),)
+    letters = await query(
+        store, "SELECT * FROM dead_letters WHERE workflow_id = %s", (str(env.workflow_id),)
     )
     assert [(d["error_class"], d["receive_count"]) for d in letters] == [("exhausted", 2)]
     moved = await dlq_messages(settings)
@@ -194,7 +194,8 @@ async def test_malformed_bodies_go_to_the_dlq_and_work_goes_on(
     assert stats.outcomes.get("completed") == 1
     assert stats.outcomes.get("malformed") == 5
     moved = await dlq_messages(settings)
-    letters = await store.fetch(
+    letters = await query(
+        store,
         "SELECT error_code, error_message FROM dead_letters WHERE message_id = ANY(%s)",
         ([m.attributes["sourceMessageId"] for m in moved],),
     )
@@ -282,7 +283,7 @@ async def test_complete_writes_result_and_costs_and_survives_a_refused_cost_row(
     refused, outcome = await run([call("api"), call("bogus")])  # violates the CHECK
     assert outcome == (True, False)  # the result is saved; the caller buffers the costs
     assert await calls_of(store, refused) == []
-    status = await store.fetch("SELECT status, result FROM workflows WHERE id = %s", (refused,))
+    status = await query(store, "SELECT status, result FROM workflows WHERE id = %s", (refused,))
     assert status == [{"status": "completed", "result": {"ok": True}}]
 
 
@@ -312,14 +313,17 @@ async def test_group_commit_gives_each_workflow_its_own_outcome(store: Store) ->
     )
     assert done[0] == (False, True)  # completed before: not again (its cost is still kept)
     assert all(d == (True, True) for d in done[1:])
-    rows = await store.fetch(
+    rows = await query(
+        store,
         "SELECT id, result FROM workflows WHERE id = ANY(%s) AND status = 'completed'",
         ([r.id for r in refs],),
     )
     assert {r["id"]: r["result"]["n"] for r in rows} == {
         r.id: i for i, r in enumerate(refs) if i != 1
     } | {refs[0].id: 0}
-    costs = await store.fetch(
-        "SELECT count(*) AS n FROM llm_calls WHERE workflow_id = ANY(%s)", ([r.id for r in refs],)
+    costs = await query(
+        store,
+        "SELECT count(*) AS n FROM llm_calls WHERE workflow_id = ANY(%s)",
+        ([r.id for r in refs],),
     )
     assert costs[0]["n"] == 30

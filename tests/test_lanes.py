@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from devstack import FakeLLM
-from tests.support import API_KEY, Factory, drain, envelope, queue_for, send_bodies
+from tests.support import API_KEY, Factory, drain, envelope, query, queue_for, send_bodies
 from worker.contract import Envelope
 from worker.store import Store
 
@@ -31,8 +31,8 @@ async def test_priority_lane_drains_first(make_settings: Factory, store: Store) 
         assert (await queue.depth(lane="standard")).visible == 10
     await drain(settings)
     ids = {str(e.workflow_id): "high" for e in high} | {str(e.workflow_id): "low" for e in low}
-    rows = await store.fetch(
-        "SELECT id FROM workflows WHERE id = ANY(%s) ORDER BY completed_at", (list(ids),)
+    rows = await query(
+        store, "SELECT id FROM workflows WHERE id = ANY(%s) ORDER BY completed_at", (list(ids),)
     )
     order = [ids[r["id"]] for r in rows]
     print("\ncompletion order:", " ".join(o[0] for o in order))

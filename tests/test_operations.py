@@ -23,6 +23,7 @@ from tests.support import (
     env_for,
     envelope,
     fleet,
+    query,
     queue_for,
     send_bodies,
 )
@@ -98,13 +99,13 @@ async def test_dlq_list_show_replay_round_trip(
     assert done.returncode == 0, done.stderr
     assert "replayed 3" in done.stdout
     assert len(dlq_json(settings)) == 2
-    lineage = await store.fetch("SELECT * FROM replays WHERE workflow_id = ANY(%s)", (ids,))
+    lineage = await query(store, "SELECT * FROM replays WHERE workflow_id = ANY(%s)", (ids,))
     assert len(lineage) == 3 and {r["replay_count"] for r in lineage} == {1}
 
     fixed = await make_settings(queue_name=settings.queue_name, **azure_of(azure_fake))
     stats = await drain(fixed)
     assert stats.outcomes == {"completed": 3}
-    rows = await store.fetch("SELECT status FROM workflows WHERE id = ANY(%s)", (ids,))
+    rows = await query(store, "SELECT status FROM workflows WHERE id = ANY(%s)", (ids,))
     assert [r["status"] for r in rows] == ["completed"] * 3
 
 
@@ -129,8 +130,8 @@ async def test_replay_killed_midway_loses_nothing(
     )
 
     async def replayed() -> int:
-        rows = await store.fetch(
-            "SELECT count(*) AS n FROM replays WHERE workflow_id = ANY(%s)", (ids,)
+        rows = await query(
+            store, "SELECT count(*) AS n FROM replays WHERE workflow_id = ANY(%s)", (ids,)
         )
         return int(rows[0]["n"])
 
@@ -145,7 +146,8 @@ async def test_replay_killed_midway_loses_nothing(
     assert rest.returncode == 0, rest.stderr
     fixed = await make_settings(queue_name=settings.queue_name, **azure_of(azure_fake))
     await drain(fixed)
-    rows = await store.fetch(
+    rows = await query(
+        store,
         "SELECT w.status, (SELECT count(*) FROM llm_calls c WHERE c.workflow_id = w.id"
         " AND c.outcome = 'ok') AS ok FROM workflows w WHERE w.id = ANY(%s)",
         (ids,),
@@ -317,8 +319,8 @@ async def test_supervisor_restarts_a_killed_child(make_settings: Factory, store:
     sup = await LoggedProcess.start(["run", "--processes", "2"], env)
 
     async def worker_pids() -> set[int]:
-        rows = await store.fetch(
-            "SELECT pid FROM workers WHERE last_seen > now() - interval '2 seconds'"
+        rows = await query(
+            store, "SELECT pid FROM workers WHERE last_seen > now() - interval '2 seconds'"
         )
         return {int(r["pid"]) for r in rows}
 

@@ -21,6 +21,7 @@ from tests.support import (
     env_for,
     envelope,
     fleet,
+    query,
     queue_for,
     run_until,
     send_bodies,
@@ -49,8 +50,10 @@ async def wait_for(predicate, within: float = 60.0) -> None:
 
 
 async def sends_of(store: Store, pair_prefix: str) -> list[dict]:
-    return await store.fetch(
-        "SELECT * FROM onlyfans_sends WHERE pair_key LIKE %s ORDER BY id", (pair_prefix + "%",)
+    return await query(
+        store,
+        "SELECT * FROM onlyfans_sends WHERE pair_key LIKE %s ORDER BY id",
+        (pair_prefix + "%",),
     )
 
 
@@ -151,7 +154,8 @@ async def test_redelivery_and_replay_of_a_sent_message_do_not_resend(
     assert row["status"] == "sent"
     before = len(gateway.deliveries)
     # the send step's own message, as a redelivery or a DLQ replay would bring it back
-    send_wf = await store.fetch(
+    send_wf = await query(
+        store,
         "SELECT id FROM workflows WHERE type = 'onlyfans_send' AND parent_id = %s",
         (row["workflow_id"],),
     )
@@ -169,8 +173,10 @@ async def test_redelivery_and_replay_of_a_sent_message_do_not_resend(
     stats = await drain(settings)
     assert stats.outcomes == {"duplicate": 1}
     # even if the workflow row were reset (a replay after an operator fix), the ledger says sent
-    await store.fetch(
-        "UPDATE workflows SET status = 'failed' WHERE id = %s RETURNING id", (send_wf[0]["id"],)
+    await query(
+        store,
+        "UPDATE workflows SET status = 'failed' WHERE id = %s RETURNING id",
+        (send_wf[0]["id"],),
     )
     await send_bodies(settings, [json.dumps(body)])
     stats = await drain(settings)
@@ -253,8 +259,8 @@ async def test_slot_beyond_900_seconds_is_redelayed_not_sent_early(
     postponed = asyncio.Event()
 
     async def was_postponed() -> bool:
-        found = await store.fetch(
-            "SELECT status FROM workflows WHERE id = %s", (early["workflowId"],)
+        found = await query(
+            store, "SELECT status FROM workflows WHERE id = %s", (early["workflowId"],)
         )
         return bool(found) and found[0]["status"] == "waiting"
 

@@ -1,6 +1,7 @@
 """What tests share, imported from here and never from another test module."""
 
 from tests.support.cli import FLEET, LoggedProcess, env_for, fleet
+from tests.support.db import query
 from tests.support.workers import (
     API_KEY,
     Factory,
@@ -24,6 +25,7 @@ __all__ = [
     "envelope",
     "fleet",
     "provider_settings",
+    "query",
     "queue_for",
     "run_until",
     "send_bodies",

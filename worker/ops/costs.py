@@ -1,4 +1,4 @@
-"""Cost reports from the llm_calls ledger (indexed by user, provider and intent per day)."""
+"""`fleet costs`: the cost read model shaped for printing and JSON."""
 
 from __future__ import annotations
 
@@ -7,15 +7,11 @@ from decimal import Decimal
 from typing import Any
 
 from worker.store import Store
+from worker.store.reads import COST_GROUPS, cost_breakdown, cost_totals
 
 __all__ = ["GROUPS", "cost_report"]
 
-GROUPS = {
-    "user": "user_id",
-    "provider": "provider",
-    "intent": "intent_type",
-    "day": "(created_at AT TIME ZONE 'UTC')::date",
-}
+GROUPS = tuple(COST_GROUPS)
 
 
 async def cost_report(
@@ -26,25 +22,11 @@ async def cost_report(
     user: str | None = None,
 ) -> dict[str, Any]:
     """Totals since ``since`` and tables grouped by each of ``by`` (or one table by all)."""
-    where = "created_at >= %s" + (" AND user_id = %s" if user else "")
-    params: tuple[Any, ...] = (since, user) if user else (since,)
-    total = await store.fetch(
-        "SELECT count(*) AS calls, coalesce(sum(cost_usd), 0) AS usd,"
-        f" count(*) FILTER (WHERE cache_hit) AS hits FROM llm_calls WHERE {where}",
-        params,
-    )
+    total = await cost_totals(store, since, user)
     tables = {name: [name] for name in GROUPS} if not by else {"+".join(by): list(by)}
     groups: dict[str, list[dict[str, Any]]] = {}
     for title, names in tables.items():
-        columns = ", ".join(f'{GROUPS[n]} AS "{n}"' for n in names)
-        positions = ", ".join(str(i + 1) for i in range(len(names)))
-        rows = await store.fetch(
-            f"SELECT {columns}, count(*) AS calls,"
-            " sum(prompt_tokens + completion_tokens) AS tokens, sum(cost_usd) AS usd"
-            f" FROM llm_calls WHERE {where} GROUP BY {positions}"
-            " ORDER BY usd DESC NULLS LAST LIMIT %s",
-            (*params, limit),
-        )
+        rows = await cost_breakdown(store, since, names, user=user, limit=limit)
         groups[title] = [
             {
                 k: (float(v) if isinstance(v, Decimal) else str(v) if k == "day" else v)
@@ -54,8 +36,8 @@ async def cost_report(
         ]
     return {
         "since": since.isoformat(),
-        "calls": int(total[0]["calls"]),
-        "cacheHits": int(total[0]["hits"]),
-        "totalUsd": float(total[0]["usd"]),
+        "calls": total.calls,
+        "cacheHits": total.cache_hits,
+        "totalUsd": float(total.usd),
         "groups": groups,
     }

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from worker.queue import QueueClient, Received, attributes_of
-from worker.store import Store
+from worker.store import Replay, Row, Store, record_replay
+from worker.store.reads import call_history, dead_letter_reasons
 
 __all__ = ["DlqEntry", "DlqFilter", "DlqWorkbench", "ReplayResult"]
 
@@ -142,12 +143,7 @@ class DlqWorkbench:
                 for message in fresh:
                     found[message.message_id] = message
         entries = [DlqEntry(m) for m in found.values()]
-        reasons = await self._store.fetch(
-            "SELECT DISTINCT ON (message_id) * FROM dead_letters WHERE message_id = ANY(%s)"
-            " ORDER BY message_id, id DESC",
-            ([e.source_id for e in entries],),
-        )
-        by_id = {str(r["message_id"]): r for r in reasons}
+        by_id = await dead_letter_reasons(self._store, [e.source_id for e in entries])
         for entry in entries:
             entry.reason = by_id.get(entry.source_id)
         return sorted(entries, key=lambda e: e.message.sent_at_ms)
@@ -157,15 +153,11 @@ class DlqWorkbench:
             *(self._queue.dlq_release(e.message) for e in entries), return_exceptions=True
         )
 
-    async def history(self, entry: DlqEntry) -> list[dict[str, Any]]:
+    async def history(self, entry: DlqEntry) -> list[Row]:
         """The workflow's LLM attempts, oldest first."""
         if entry.workflow_id is None:
             return []
-        return await self._store.fetch(
-            "SELECT created_at, provider, model, attempt, receive_count, outcome, error_code,"
-            " duration_ms FROM llm_calls WHERE workflow_id = %s ORDER BY id",
-            (entry.workflow_id,),
-        )
+        return await call_history(self._store, entry.workflow_id)
 
     async def replay(
         self,
@@ -188,7 +180,17 @@ class DlqWorkbench:
                 "StringValue": str(entry.replay_count + 1),
             }
             new_id = await self._queue.send(entry.message.body, attrs, lane=entry.message.lane)
-            await self._record(entry, new_id, "copy")
+            await record_replay(
+                self._store,
+                Replay(
+                    entry.message.message_id,
+                    entry.source_id,
+                    "copy",
+                    new_message_id=new_id,
+                    workflow_id=entry.workflow_id,
+                    replay_count=entry.replay_count + 1,
+                ),
+            )
             await self._queue.dlq_delete(entry.message)
             result = ReplayResult(entry, new_id)
             results.append(result)
@@ -197,20 +199,6 @@ class DlqWorkbench:
             if rate:
                 await asyncio.sleep(max(0.0, 1 / rate - (time.monotonic() - started)))
         return results
-
-    async def _record(self, entry: DlqEntry, new_id: str | None, mode: str) -> None:
-        await self._store.fetch(
-            "INSERT INTO replays (dlq_message_id, source_message_id, new_message_id,"
-            " workflow_id, replay_count, mode) VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
-            (
-                entry.message.message_id,
-                entry.source_id,
-                new_id,
-                entry.workflow_id,
-                entry.replay_count + 1,
-                mode,
-            ),
-        )
 
     async def purge(self, entries: list[DlqEntry]) -> int:
         for entry in entries:
@@ -239,9 +227,5 @@ class DlqWorkbench:
             if task.get("Status") in ("COMPLETED", "FAILED", "CANCELLED"):
                 break
             await asyncio.sleep(poll_seconds)
-        await self._store.fetch(
-            "INSERT INTO replays (dlq_message_id, source_message_id, new_message_id,"
-            " replay_count, mode) VALUES (%s, %s, NULL, 1, 'native') RETURNING id",
-            (handle[:200], "*"),
-        )
+        await record_replay(self._store, Replay(handle, "*", "native"))
         return task

@@ -19,6 +19,7 @@ from worker.config import Settings
 from worker.errors import WorkerError
 from worker.queue import QueueClient
 from worker.store import Store
+from worker.store.reads import recent_activity
 
 __all__ = ["Snapshot", "collect_snapshot", "render", "run_top"]
 
@@ -50,39 +51,13 @@ async def collect_snapshot(
         "delayed": depth.delayed,
         "dlq": dlq.visible,
     }
-    row = (
-        await store.fetch(
-            "SELECT count(*) AS workers, coalesce(sum(in_flight), 0) AS in_flight FROM workers"
-            " WHERE last_seen > now() - interval '60 seconds'"
-        )
-    )[0]
-    shot.workers, shot.in_flight = int(row["workers"]), int(row["in_flight"])
-    done = (
-        await store.fetch(
-            "SELECT count(*) AS n,"
-            " percentile_cont(0.5) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM completed_at - created_at)) AS p50,"  # noqa: E501
-            " percentile_cont(0.95) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM completed_at - created_at)) AS p95,"  # noqa: E501
-            " percentile_cont(0.99) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM completed_at - created_at)) AS p99"  # noqa: E501
-            " FROM workflows WHERE completed_at > now() - interval '60 seconds'"
-        )
-    )[0]
-    shot.per_second = int(done["n"]) / 60
-    shot.latency = {k: float(done[k] or 0) for k in ("p50", "p95", "p99")}
-    errs = await store.fetch(
-        "SELECT error_code, count(*) AS n FROM workflows WHERE error_code IS NOT NULL"
-        " AND updated_at > now() - interval '5 minutes' GROUP BY error_code ORDER BY n DESC"
-    )
-    shot.errors = {str(r["error_code"]): int(r["n"]) for r in errs}
-    statuses = await store.fetch(
-        "SELECT status, count(*) AS n FROM workflows"
-        " WHERE updated_at > now() - interval '5 minutes' GROUP BY status"
-    )
-    shot.statuses = {str(r["status"]): int(r["n"]) for r in statuses}
-    cost = await store.fetch(
-        "SELECT coalesce(sum(cost_usd), 0) AS usd FROM llm_calls"
-        " WHERE created_at > now() - interval '60 seconds'"
-    )
-    shot.cost_per_minute = float(cost[0]["usd"])
+    activity = await recent_activity(store)
+    shot.workers, shot.in_flight = activity.workers, activity.in_flight
+    shot.per_second = activity.completed / 60
+    shot.latency = activity.latency
+    shot.errors = activity.errors
+    shot.statuses = activity.statuses
+    shot.cost_per_minute = float(activity.cost_usd)
     for url in metrics_urls:
         try:
             async with client.get(url, timeout=aiohttp.ClientTimeout(total=1.0)) as reply:

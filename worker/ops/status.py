@@ -9,6 +9,7 @@ from typing import Any
 
 from worker.queue import QueueClient, QueueDepth
 from worker.store import Store
+from worker.store.reads import cost_since, workflow_counts, workflow_detail
 
 __all__ = ["StatusReport", "collect_status", "workflow_report"]
 
@@ -50,8 +51,8 @@ async def collect_status(queue: QueueClient, store: Store) -> StatusReport:
     return StatusReport(
         queue=await queue.total_depth(),
         dlq=await queue.total_depth(dlq=True),
-        workflows=await store.status_counts(),
-        cost_today=await store.cost_since(today),
+        workflows=await workflow_counts(store),
+        cost_today=await cost_since(store, today),
     )
 
 
@@ -60,29 +61,10 @@ TERMINAL_SENDS = frozenset({"sent", "failed", "superseded"})
 
 async def workflow_report(store: Store, workflow_id: str) -> dict[str, Any] | None:
     """One workflow: its row, its children (campaign chunks), its sends and its cost."""
-    row = await store.workflow(workflow_id)
-    if row is None:
+    detail = await workflow_detail(store, workflow_id)
+    if detail is None:
         return None
-    children = await store.fetch(
-        "SELECT type, status, count(*) AS n FROM workflows WHERE parent_id = %s"
-        " GROUP BY type, status",
-        (workflow_id,),
-    )
-    sends = await store.fetch(
-        "SELECT status, count(*) AS n FROM onlyfans_sends"
-        " WHERE campaign_id = %s OR (campaign_id IS NULL AND workflow_id = %s) GROUP BY status",
-        (workflow_id, workflow_id),
-    )
-    cost = await store.fetch(
-        "SELECT count(*) AS calls, coalesce(sum(cost_usd), 0) AS usd FROM llm_calls"
-        " WHERE workflow_id = %s OR workflow_id IN (SELECT id FROM workflows WHERE parent_id = %s)",
-        (workflow_id, workflow_id),
-    )
-    by_status = {str(r["status"]): int(r["n"]) for r in sends}
-    chunks: dict[str, int] = {}
-    for r in children:
-        if r["type"] == "campaign_batch":
-            chunks[str(r["status"])] = chunks.get(str(r["status"]), 0) + int(r["n"])
+    row, by_status = detail.row, detail.sends
     progress = row.get("progress") or {}
     report: dict[str, Any] = {
         "id": row["id"],
@@ -95,9 +77,9 @@ async def workflow_report(store: Store, workflow_id: str) -> dict[str, Any] | No
         "errorMessage": row["error_message"],
         "progress": progress,
         "sends": by_status,
-        "chunks": chunks,
-        "llmCalls": int(cost[0]["calls"]),
-        "costUsd": float(cost[0]["usd"]),
+        "chunks": detail.chunks,
+        "llmCalls": detail.llm_calls,
+        "costUsd": float(detail.cost_usd),
         "updatedAt": row["updated_at"].isoformat(),
     }
     if row["type"] == "campaign_execution":

@@ -11,7 +11,7 @@ from importlib import resources
 
 import psycopg
 
-from worker.errors import StoreUnavailable
+from worker.store.pool import map_errors
 
 __all__ = ["available_migrations", "migrate"]
 
@@ -30,15 +30,13 @@ def available_migrations() -> list[tuple[str, str]]:
 
 async def migrate(database_url: str) -> list[str]:
     """Apply pending migrations; return the versions applied now."""
-    try:
+    with map_errors("cannot migrate"):
         async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
             await conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
             try:
                 return await _apply_pending(conn)
             finally:
                 await conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
-    except psycopg.OperationalError as exc:
-        raise StoreUnavailable(f"cannot migrate: database unreachable ({exc})") from exc
 
 
 async def _apply_pending(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> list[str]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from worker.store.repository import Store
+from worker.store.pool import Conn, Connects
 
 __all__ = ["Delivery", "ScheduledSend", "SendLedger"]
 
@@ -25,6 +25,49 @@ EARLY_TOLERANCE = 0.25  # seconds: a message due this soon is sent now
 # event loop. Two stamps of a pair are kept this much further apart than the spacing, so
 # such jitter never brings two arrivals at the gateway closer than the spacing.
 GUARD_MARGIN = 0.25
+
+
+_BY_KEY = "SELECT id, slot_at, status, enqueued FROM onlyfans_sends WHERE idempotency_key = %s"
+
+_PENDING = """
+SELECT id, slot_at FROM onlyfans_sends WHERE pair_key = %s AND status = 'scheduled'
+ ORDER BY slot_at FOR UPDATE
+"""
+
+_RESERVE = """
+INSERT INTO send_pairs AS p (pair_key, last_slot) VALUES (%s, now())
+ON CONFLICT (pair_key) DO UPDATE
+   SET last_slot = GREATEST(p.last_slot + make_interval(secs => %s), now())
+RETURNING last_slot
+"""
+
+_INSERT_SEND = """
+INSERT INTO onlyfans_sends (idempotency_key, workflow_id, campaign_id, user_id, recipient_id,
+                            pair_key, slot_at, status, message)
+VALUES (%s, %s, %s, %s, %s, %s, %s, 'scheduled', %s) RETURNING id
+"""
+
+_SUPERSEDE = """
+UPDATE onlyfans_sends SET status = 'superseded', superseded_by = %s, updated_at = now()
+ WHERE id = ANY(%s) AND status = 'scheduled'
+"""
+
+
+async def _pending_slot(conn: Conn, pair_key: str) -> tuple[datetime | None, list[int]]:
+    """The pair's earliest scheduled slot and every scheduled send to supersede (locked)."""
+    pending = await (await conn.execute(_PENDING, (pair_key,))).fetchall()
+    if not pending:
+        return None, []
+    return pending[0]["slot_at"], [int(row["id"]) for row in pending]
+
+
+async def _reserve_slot(conn: Conn, pair_key: str, spacing: float) -> datetime:
+    """The pair's next free slot, ``spacing`` after the last one (the upsert's row lock
+    serialises reservations fleet-wide)."""
+    reserved = await (await conn.execute(_RESERVE, (pair_key, spacing))).fetchone()
+    assert reserved is not None
+    slot: datetime = reserved["last_slot"]
+    return slot
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,8 +90,10 @@ class Delivery:
 
 
 class SendLedger:
-    def __init__(self, store: Store) -> None:
-        self._store = store
+    """The ``onlyfans_sends`` and ``send_pairs`` rows; ``db`` is a ``Store`` or a ``Pool``."""
+
+    def __init__(self, db: Connects) -> None:
+        self._db = db
 
     async def schedule(
         self,
@@ -64,69 +109,31 @@ class SendLedger:
         replace: bool,
     ) -> ScheduledSend:
         """Reserve the pair's next slot (or take over a pending one) and record the send."""
-        async with self._store._conn() as conn, conn.transaction():
-            found = await (
-                await conn.execute(
-                    "SELECT id, slot_at, status, enqueued FROM onlyfans_sends"
-                    " WHERE idempotency_key = %s",
-                    (key,),
-                )
-            ).fetchone()
+        async with self._db.connection() as conn, conn.transaction():
+            found = await (await conn.execute(_BY_KEY, (key,))).fetchone()
             if found is not None:
                 return ScheduledSend(
                     found["id"], found["slot_at"], found["status"], found["enqueued"], created=False
                 )
-            slot: datetime | None = None
-            superseded: list[int] = []
-            if replace:
-                pending = await (
-                    await conn.execute(
-                        "SELECT id, slot_at FROM onlyfans_sends WHERE pair_key = %s"
-                        " AND status = 'scheduled' ORDER BY slot_at FOR UPDATE",
-                        (pair_key,),
-                    )
-                ).fetchall()
-                if pending:
-                    slot = pending[0]["slot_at"]
-                    superseded = [int(row["id"]) for row in pending]
+            slot, superseded = await _pending_slot(conn, pair_key) if replace else (None, [])
             if slot is None:
-                reserved = await (
-                    await conn.execute(
-                        "INSERT INTO send_pairs AS p (pair_key, last_slot) VALUES (%s, now())"
-                        " ON CONFLICT (pair_key) DO UPDATE SET last_slot ="
-                        " GREATEST(p.last_slot + make_interval(secs => %s), now())"
-                        " RETURNING last_slot",
-                        (pair_key, spacing),
-                    )
-                ).fetchone()
-                assert reserved is not None
-                slot = reserved["last_slot"]
-            row = await (
-                await conn.execute(
-                    "INSERT INTO onlyfans_sends (idempotency_key, workflow_id, campaign_id,"
-                    " user_id, recipient_id, pair_key, slot_at, status, message)"
-                    " VALUES (%s, %s, %s, %s, %s, %s, %s, 'scheduled', %s) RETURNING id",
-                    (key, workflow_id, campaign_id, user_id, recipient_id, pair_key, slot, message),
-                )
-            ).fetchone()
+                slot = await _reserve_slot(conn, pair_key, spacing)
+            values = (key, workflow_id, campaign_id, user_id, recipient_id, pair_key, slot, message)
+            row = await (await conn.execute(_INSERT_SEND, values)).fetchone()
             assert row is not None
             if superseded:
-                await conn.execute(
-                    "UPDATE onlyfans_sends SET status = 'superseded', superseded_by = %s,"
-                    " updated_at = now() WHERE id = ANY(%s) AND status = 'scheduled'",
-                    (row["id"], superseded),
-                )
+                await conn.execute(_SUPERSEDE, (row["id"], superseded))
             return ScheduledSend(int(row["id"]), slot, "scheduled", False, True, tuple(superseded))
 
     async def mark_enqueued(self, send_id: int) -> None:
-        async with self._store._conn() as conn:
+        async with self._db.connection() as conn:
             await conn.execute(
                 "UPDATE onlyfans_sends SET enqueued = true WHERE id = %s", (send_id,)
             )
 
     async def begin(self, send_id: int, spacing: float) -> Delivery:
         """Decide, under a row lock, whether this send may go to the gateway now."""
-        async with self._store._conn() as conn, conn.transaction():
+        async with self._db.connection() as conn, conn.transaction():
             row = await (
                 await conn.execute(
                     "SELECT s.*,"
@@ -153,11 +160,11 @@ class SendLedger:
 
     async def acquire_pair(self, pair_key: str, send_id: int, spacing: float) -> float:
         """Stamp a delivery attempt for the pair; 0 if allowed, else seconds to wait."""
-        async with self._store._conn() as conn:
+        async with self._db.connection() as conn:
             return await self._acquire_pair(conn, pair_key, send_id, spacing)
 
     @staticmethod
-    async def _acquire_pair(conn: Any, pair_key: str, send_id: int, spacing: float) -> float:
+    async def _acquire_pair(conn: Conn, pair_key: str, send_id: int, spacing: float) -> float:
         stamped = await (
             await conn.execute(
                 "UPDATE send_pairs SET last_sent_at = clock_timestamp(), last_send_id = %(id)s"
@@ -180,7 +187,7 @@ class SendLedger:
         return float(left["left"]) if left else spacing
 
     async def finish(self, send_id: int, gateway_message_id: str) -> None:
-        async with self._store._conn() as conn:
+        async with self._db.connection() as conn:
             await conn.execute(
                 "UPDATE onlyfans_sends SET status = 'sent', gateway_message_id = %s,"
                 " error_code = NULL, error_message = NULL, sent_at = now(), updated_at = now()"
@@ -189,7 +196,7 @@ class SendLedger:
             )
 
     async def fail(self, send_id: int, code: str, message: str) -> None:
-        async with self._store._conn() as conn:
+        async with self._db.connection() as conn:
             await conn.execute(
                 "UPDATE onlyfans_sends SET status = 'failed', error_code = %s,"
                 " error_message = %s, updated_at = now() WHERE id = %s",
@@ -198,7 +205,7 @@ class SendLedger:
 
     async def note_error(self, send_id: int, code: str, message: str) -> None:
         """A retryable gateway failure: stays 'sending', the reason is kept."""
-        async with self._store._conn() as conn:
+        async with self._db.connection() as conn:
             await conn.execute(
                 "UPDATE onlyfans_sends SET error_code = %s, error_message = %s,"
                 " updated_at = now() WHERE id = %s",
@@ -206,16 +213,18 @@ class SendLedger:
             )
 
     async def campaign_counts(self, campaign_id: str) -> dict[str, int]:
-        rows = await self._store.fetch(
-            "SELECT status, count(*) AS n FROM onlyfans_sends WHERE campaign_id = %s"
-            " GROUP BY status",
-            (campaign_id,),
-        )
+        async with self._db.connection() as conn:
+            cur = await conn.execute(
+                "SELECT status, count(*) AS n FROM onlyfans_sends WHERE campaign_id = %s"
+                " GROUP BY status",
+                (campaign_id,),
+            )
+            rows = await cur.fetchall()
         return {str(r["status"]): int(r["n"]) for r in rows}
 
     async def record_progress(self, campaign_id: str, recipients: int) -> None:
         """Idempotent progress on the campaign's workflow row (recounted, never added)."""
-        async with self._store._conn() as conn:
+        async with self._db.connection() as conn:
             await conn.execute(
                 "UPDATE workflows SET progress = jsonb_build_object("
                 " 'recipients', %s::int,"
