@@ -18,8 +18,9 @@ from worker.config import load_settings
 from worker.consumer.decide import Decider
 from worker.consumer.outcomes import Parsed
 from worker.contract import Envelope, Intent, json_schema, served
-from worker.errors import EnqueueRefused
+from worker.errors import DeadlineExceeded, EnqueueRefused
 from worker.ops.enqueue import envelope_from_json
+from worker.producer import Producer, SyncProducer, workflow_id_for
 from worker.providers import LLM
 from worker.queue import Received
 from worker.store import Store
@@ -260,3 +261,48 @@ async def test_enqueue_dry_run_refuses_with_the_workers_reason(
         env,
     )
     assert legacy.returncode == 0 and "deprecated" in legacy.stderr
+
+
+async def test_the_python_producer_api(make_settings: Factory, store: Store) -> None:
+    settings = await make_settings()
+    good = {"type": "content_validation", "userId": "p", "data": {"caption": "hello"}}
+    progress: list[tuple[int, int]] = []
+    async with Producer(settings, poll_seconds=0.1) as producer:
+        once = await producer.submit(good, idempotency_key="order-1")
+        again = await producer.submit(good, idempotency_key="order-1")
+        assert once == again == str(workflow_id_for("order-1"))
+        with pytest.raises(EnqueueRefused, match=r"intent\.data\.content: required"):
+            await producer.submit({"type": "content_validation", "userId": "p", "data": {}})
+        filtered = await producer.submit(
+            {
+                "type": "message_generation",
+                "userId": "p",
+                "data": {"context": "[[fake:content_filter]]"},
+            }
+        )
+        many = [*[good] * 24, {"type": "onlyfans_send", "userId": "p", "data": {"sendId": 1}}]
+        entries = await producer.submit_many(
+            many, on_progress=lambda done, total: progress.append((done, total))
+        )
+        stats = await drain(settings)
+        assert stats.outcomes.get("completed") == 25 and stats.outcomes.get("duplicate") == 1
+        done = await producer.result(once, timeout=5)
+        failed = await producer.result(filtered, timeout=5)
+        with pytest.raises(DeadlineExceeded):
+            await producer.result(uuid.uuid4(), timeout=0.2)
+    assert done.status == "completed" and done.result and "verdict" in done.result
+    assert failed.status == "failed" and failed.error_code
+    assert [e.ok for e in entries] == [True] * 24 + [False]
+    assert entries[-1].code == "unknown_intent" and entries[0].message_id
+    assert progress[-1] == (25, 25) and len(progress) == 3
+
+
+def test_the_sync_producer_refuses_before_sending() -> None:
+    settings = load_settings(queue_name="nowhere", sqs_endpoint_url="http://127.0.0.1:9")
+    producer = SyncProducer(settings)
+    with pytest.raises(RuntimeError, match="not open"):
+        producer.submit({"type": "content_planning", "userId": "u"})
+    envelope = Producer(settings).envelope(
+        {"type": "content_planning", "userId": "u"}, idempotency_key="k"
+    )
+    assert envelope.workflow_id == workflow_id_for("k")
