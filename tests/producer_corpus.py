@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -14,6 +15,31 @@ def _i(intent_type: str, data: Any = None, **extra: Any) -> dict[str, Any]:
     if data is not None:
         body["data"] = data
     return body
+
+
+def _sns(inner: Any) -> dict[str, Any]:
+    return {
+        "Type": "Notification",
+        "MessageId": str(uuid.uuid4()),
+        "TopicArn": "arn:aws:sns:us-east-1:000000000000:intents",
+        "Message": json.dumps(inner),
+        "Timestamp": "2026-11-26T10:00:00.000Z",
+        "SignatureVersion": "1",
+    }
+
+
+def _event(inner: Any) -> dict[str, Any]:
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "WorkflowIntent",
+        "source": "com.example.producer",
+        "account": "000000000000",
+        "time": "2026-11-26T10:00:00Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": inner,
+    }
 
 
 MG, CP, CV, CE = (
@@ -166,6 +192,13 @@ CORPUS: list[tuple[str, Any, str]] = [
     ("envelope version 2", {"version": 2, "workflowId": WID, "intent": _i(CP, {})}, "schema"),
     ("envelope bad data", {"version": 1, "workflowId": WID, "intent": _i(CV, {})}, "invalid_data"),
     ("not an object", [1, 2], "not_object"),
+    # --- other AWS routes ---------------------------------------------------------
+    ("sns notification", _sns(_i(CV, {"text": "t"})), "ok"),
+    ("sns envelope", _sns({"version": 1, "workflowId": WID, "intent": _i(CP, {})}), "ok"),
+    ("sns bad data", _sns(_i(CE, {"brief": "b"})), "invalid_data"),
+    ("sns not json", {"Type": "Notification", "MessageId": "m", "Message": "{nope"}, "not_json"),
+    ("eventbridge event", _event(_i(MG, {"context": "x"})), "ok"),
+    ("eventbridge internal", _event(_i("onlyfans_send", {"sendId": 1})), "unknown_intent"),
 ]
 
 

@@ -18,6 +18,7 @@ from worker.config import load_settings
 from worker.consumer.decide import Decider
 from worker.consumer.outcomes import Parsed
 from worker.contract import Envelope, Intent, json_schema, served
+from worker.contract.door import unwrap
 from worker.errors import DeadlineExceeded, EnqueueRefused
 from worker.ops.enqueue import envelope_from_json
 from worker.producer import Producer, SyncProducer, workflow_id_for
@@ -93,9 +94,10 @@ def test_the_published_schema_agrees_with_the_models_on_the_corpus() -> None:
         json_schema(), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
     )
     for label, value, expected in CORPUS:
-        if expected == "provider_not_configured":  # configuration, not shape
+        if expected in ("provider_not_configured", "not_json"):  # configuration, not shape
             continue
-        assert validator.is_valid(value) == (expected == "ok"), label
+        body, _ = unwrap(value, None)  # the schema is the intent's; SNS/EventBridge wrap it
+        assert validator.is_valid(body) == (expected == "ok"), label
 
 
 def test_free_keys_reach_the_prompt_labelled_bounded_and_sanitized() -> None:
@@ -306,3 +308,17 @@ def test_the_sync_producer_refuses_before_sending() -> None:
         {"type": "content_planning", "userId": "u"}, idempotency_key="k"
     )
     assert envelope.workflow_id == workflow_id_for("k")
+
+
+async def test_sns_and_eventbridge_bodies_are_processed(make_settings: Factory) -> None:
+    settings = await make_settings()
+    wrapped = [
+        value
+        for label, value, expected in CORPUS
+        if expected == "ok" and label.startswith(("sns", "eventbridge"))
+    ]
+    async with queue_for(settings) as queue:
+        for value in wrapped:  # as SNS (raw delivery off) and EventBridge deliver them
+            await queue.send(json.dumps(value), {})
+    stats = await drain(settings)
+    assert stats.outcomes == {"completed": len(wrapped)} and len(wrapped) == 3

@@ -1,5 +1,8 @@
 """Admission: what a producer may send and, when not, why, in one reason string.
 
+Bodies that other AWS routes wrap (an SNS notification with raw delivery off,
+an EventBridge event) are unwrapped first (``unwrap``).
+
 The door (``fleet enqueue``, its ``--dry-run``, ``worker.producer``) and the
 worker's decide step both call ``admit``: the same models, the same intent-level
 rules, the same reason. Producer intents are a union discriminated by ``type``
@@ -27,7 +30,14 @@ from worker.contract.envelope import INTERNAL_TYPES, Envelope, IntentCommon, _Wi
 from worker.contract.reasons import describe
 from worker.errors import MalformedMessage
 
-__all__ = ["MAX_JSON_DEPTH", "ProducerEnvelope", "admit", "json_schema", "parse_message"]
+__all__ = [
+    "MAX_JSON_DEPTH",
+    "ProducerEnvelope",
+    "admit",
+    "json_schema",
+    "parse_message",
+    "unwrap",
+]
 
 MAX_JSON_DEPTH = 32
 
@@ -109,6 +119,7 @@ def admit(
     A bare intent gets ``message_id`` as its workflow id (uuid5 of it when it is not
     a uuid) or, at the door (no message id yet), a new one. ``providers`` are the
     configured LLM providers (None: not checked)."""
+    decoded, message_id = unwrap(decoded, message_id)
     if not isinstance(decoded, dict):
         raise MalformedMessage(
             f"body must be a JSON object, got {type(decoded).__name__}", code="not_object"
@@ -140,6 +151,25 @@ def admit(
             code="provider_not_configured",
         )
     return envelope
+
+
+def unwrap(decoded: Any, message_id: str | None) -> tuple[Any, str | None]:
+    """The intent inside an SNS notification (raw delivery off) or an EventBridge event
+    delivered to the queue, with the wrapper's id (a redelivered notification keeps it, so
+    a bare intent in it keeps its workflow id); anything else as it is."""
+    if not isinstance(decoded, dict):
+        return decoded, message_id
+    if decoded.get("Type") == "Notification" and isinstance(decoded.get("Message"), str):
+        try:
+            inner = json.loads(decoded["Message"])
+        except (ValueError, RecursionError) as exc:
+            raise MalformedMessage(
+                f"SNS notification's Message is not JSON: {str(exc)[:120]}", code="not_json"
+            ) from exc
+        return inner, str(decoded.get("MessageId") or message_id)
+    if "detail-type" in decoded and "detail" in decoded and "source" in decoded:
+        return decoded["detail"], str(decoded.get("id") or message_id)
+    return decoded, message_id
 
 
 def parse_message(
