@@ -113,7 +113,11 @@ def test_schema_accepts_both_shapes_and_rejects_unknown_types() -> None:
     validator = jsonschema.Draft202012Validator(schema)
     validator.validate({"type": "content_planning", "userId": "u"})
     validator.validate(
-        {"version": 1, "workflowId": WID, "intent": {"type": "campaign_execution", "userId": "u"}}
+        {
+            "version": 1,
+            "workflowId": WID,
+            "intent": {"type": "campaign_execution", "userId": "u", "data": {"fans": ["f"]}},
+        }
     )
     assert not validator.is_valid({"type": "teleport", "userId": "u"})
     assert not validator.is_valid({"version": 1, "intent": {"type": "content_planning"}})

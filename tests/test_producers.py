@@ -19,23 +19,26 @@ from worker.consumer.decide import Decider
 from worker.consumer.outcomes import Parsed
 from worker.contract import Envelope, Intent, json_schema, served
 from worker.contract.door import unwrap
-from worker.errors import DeadlineExceeded, EnqueueRefused
+from worker.errors import DeadlineExceeded, EnqueueRefused, ProviderRejected
 from worker.ops.enqueue import envelope_from_json
 from worker.producer import Producer, SyncProducer, workflow_id_for
 from worker.providers import LLM
+from worker.providers.breaker import BreakerPolicy, CircuitBreaker
+from worker.providers.llm import Route
 from worker.queue import Received
 from worker.store import Store
 
 PROVIDERS = frozenset({"openai"})
 
 
-class _Routes:
-    routes = {"openai": object()}
+LLM_OPENAI = LLM(
+    {"openai": Route(cast(Any, None), "gpt-4o-mini", CircuitBreaker("openai", BreakerPolicy()))}
+)
 
 
 def _decider() -> Decider:
     settings = load_settings(queue_name="agree", database_url="postgresql://x/y")
-    return Decider(settings, cast(Any, None), cast(Any, None), cast(LLM, _Routes()), "t")
+    return Decider(settings, cast(Any, None), cast(Any, None), LLM_OPENAI, "t")
 
 
 def _door(value: Any) -> tuple[str, str]:
@@ -50,6 +53,11 @@ def _worker(decider: Decider, value: Any) -> tuple[str, str]:
     message = Received(str(uuid.uuid4()), "r", json.dumps(value), 1, 0)
     verdict = decider.decode(message)
     if isinstance(verdict, Parsed):
+        intent = verdict.envelope.intent
+        try:  # the worker's provider check, made before any LLM call
+            LLM_OPENAI.order(intent.type, intent.force_provider)
+        except ProviderRejected as exc:
+            return exc.code, str(exc)
         return "ok", ""
     error = cast(Any, verdict).error
     return error.code, str(error)
@@ -76,7 +84,7 @@ def test_the_door_and_the_worker_agree_case_by_case() -> None:
         ("ce no recipients", "intent.data.recipients: required"),
         ("ce recipient object no id", "intent.data.recipients.0: a recipient object needs"),
         ("mg send no recipient", "intent.recipientId: required when sendToOnlyFans"),
-        ("mg force azure unconfigured", "intent.forceProvider: 'azure' is not configured"),
+        ("mg force azure unconfigured", "forceProvider 'azure' is not configured on this fleet"),
         ("internal onlyfans_send", "expected one of content_planning, message_generation"),
         ("mg context over", "intent.data.context: String should have at most 8000"),
     ],

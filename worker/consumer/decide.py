@@ -63,8 +63,6 @@ class Decider:
         self._owner = owner
         self._sends = sends
         self._signing_key = signing_key(settings)
-        routes = getattr(llm, "routes", None)  # test doubles may have none: then unchecked
-        self._providers = frozenset(routes) if routes is not None else None
 
     def max_receives_of(self, message: Received) -> int:
         return self._queue.max_receives_for(message.lane) or self._settings.max_receives
@@ -75,9 +73,7 @@ class Decider:
             trusted = verify(
                 message.body, message.attributes.get(SIGNATURE_ATTRIBUTE), self._signing_key
             )
-            envelope = parse_message(
-                message.body, message.identity, providers=self._providers, trusted=trusted
-            )
+            envelope = parse_message(message.body, message.identity, trusted=trusted)
             handler = handler_for(envelope.intent.type)
         except MalformedMessage as exc:
             log.warning(

@@ -118,7 +118,9 @@ def admit(
 
     A bare intent gets ``message_id`` as its workflow id (uuid5 of it when it is not
     a uuid) or, at the door (no message id yet), a new one. ``providers`` are the
-    configured LLM providers (None: not checked)."""
+    configured LLM providers (None: not checked). The worker leaves them to
+    ``LLM.order``, which refuses a forced provider it lacks before any call, with the
+    same words: a dead-lettered workflow an operator can replay once it is configured."""
     decoded, message_id = unwrap(decoded, message_id)
     if not isinstance(decoded, dict):
         raise MalformedMessage(
@@ -145,9 +147,8 @@ def admit(
         ) from exc
     force = envelope.intent.force_provider
     if force and providers is not None and force not in providers:
-        have = ", ".join(sorted(providers)) or "none"
-        raise MalformedMessage(
-            f"intent.forceProvider: {force!r} is not configured on this fleet (configured: {have})",
+        raise MalformedMessage(  # the words of ``LLM.order``, which checks it in the worker
+            f"forceProvider {force!r} is not configured on this fleet",
             code="provider_not_configured",
         )
     return envelope
