@@ -43,6 +43,7 @@ ALLOWED: dict[str, set[str]] = {
     },
     "worker.ops": IO | {"worker.store", "worker.queue"},
     "worker.console": IO | {"worker.ops", "worker.store", "worker.queue"},
+    "worker.producer": IO | {"worker.ops", "worker.store", "worker.queue"},
     "worker.commands": IO
     | {"worker.ops", "worker.store", "worker.queue", "worker.consumer", "worker.console"},
     "worker.cli": IO

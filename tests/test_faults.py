@@ -399,16 +399,16 @@ def hostile_bodies() -> list[tuple[str, str]]:
         ("tone int", {**ok, "data": {"context": "x", "tone": 5}}),
         ("debounce unknown", {**ok, "data": {"context": "x", "debounce": "merge"}}),
         (
-            "rules not list",
-            {"type": "content_validation", "userId": "h", "data": {"content": "c", "rules": "x"}},
+            "rules object",
+            {"type": "content_validation", "userId": "h", "data": {"content": "c", "rules": {}}},
         ),
         ("goal empty", {"type": "content_planning", "userId": "h", "data": {"goal": ""}}),
         (
-            "recipients ints",
+            "recipients bools",
             {
                 "type": "campaign_execution",
                 "userId": "h",
-                "data": {"brief": "b", "recipients": [1, 2]},
+                "data": {"brief": "b", "recipients": [True, False]},
             },
         ),
         (
@@ -531,7 +531,11 @@ async def test_hostile_corpus_ends_in_the_dlq_and_no_worker_crashes(
         )
         # the producer side: an oversize message is refused before it is sent
         big = json.dumps(
-            {"type": "content_validation", "userId": "h", "data": {"content": "x" * 300_000}}
+            {
+                "type": "content_validation",
+                "userId": "h",
+                "data": {"content": "c", "notes": "x" * 300_000},
+            }
         )
         oversize = Path(tempfile.mkdtemp()) / "oversize.jsonl"
         oversize.write_text(big + "\n")

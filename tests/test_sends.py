@@ -26,6 +26,7 @@ from tests.support import (
     run_until,
     send_bodies,
 )
+from worker.contract import Envelope
 from worker.store import Store
 
 FLEET = [sys.executable, "-m", "worker.cli"]
@@ -169,7 +170,9 @@ async def test_redelivery_and_replay_of_a_sent_message_do_not_resend(
             "data": {"sendId": row["id"], "parentId": row["workflow_id"]},
         },
     }
-    await send_bodies(settings, [json.dumps(body)])
+    await send_bodies(
+        settings, [Envelope.model_validate(body)]
+    )  # signed, as the fleet's copies are
     stats = await drain(settings)
     assert stats.outcomes == {"duplicate": 1}
     # even if the workflow row were reset (a replay after an operator fix), the ledger says sent
@@ -178,7 +181,9 @@ async def test_redelivery_and_replay_of_a_sent_message_do_not_resend(
         "UPDATE workflows SET status = 'failed' WHERE id = %s RETURNING id",
         (send_wf[0]["id"],),
     )
-    await send_bodies(settings, [json.dumps(body)])
+    await send_bodies(
+        settings, [Envelope.model_validate(body)]
+    )  # signed, as the fleet's copies are
     stats = await drain(settings)
     assert stats.outcomes == {"completed": 1}
     assert len(gateway.deliveries) == before
@@ -255,7 +260,7 @@ async def test_slot_beyond_900_seconds_is_redelayed_not_sent_early(
             "data": {"sendId": rows[1]["id"]},
         },
     }
-    await send_bodies(settings, [json.dumps(early)])
+    await send_bodies(settings, [Envelope.model_validate(early)])
     postponed = asyncio.Event()
 
     async def was_postponed() -> bool:

@@ -20,7 +20,6 @@ from worker.observability import configure_logging
 __all__ = ["console", "errors", "friendly", "parse_duration", "run_async", "settings_from_env"]
 
 
-
 def _console(stderr: bool) -> Console:
     """A terminal gets rich's layout; a pipe or a file gets lines that never wrap (ids and
     URLs stay whole for the next program), unless COLUMNS says otherwise."""

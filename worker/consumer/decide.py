@@ -32,9 +32,10 @@ from worker.consumer.verdicts import (
     ruling_of,
 )
 from worker.contract import INTERNAL_TYPES, Envelope, Intent, parse_message
+from worker.contract.signing import SIGNATURE_ATTRIBUTE, verify
 from worker.errors import MalformedMessage, NotDue, StoreUnavailable, WorkerError
 from worker.providers import LLM
-from worker.queue import QueueClient, Received
+from worker.queue import QueueClient, Received, signing_key
 from worker.sends import Sends
 from worker.store import Store, WorkflowRef
 
@@ -61,6 +62,7 @@ class Decider:
         self._llm = llm
         self._owner = owner
         self._sends = sends
+        self._signing_key = signing_key(settings)
 
     def max_receives_of(self, message: Received) -> int:
         return self._queue.max_receives_for(message.lane) or self._settings.max_receives
@@ -68,7 +70,10 @@ class Decider:
     def decode(self, message: Received) -> Parsed | DeadLetter:
         """Parse the body and find its handler; anything we cannot serve is malformed."""
         try:
-            envelope = parse_message(message.body, message.identity)
+            trusted = verify(
+                message.body, message.attributes.get(SIGNATURE_ATTRIBUTE), self._signing_key
+            )
+            envelope = parse_message(message.body, message.identity, trusted=trusted)
             handler = handler_for(envelope.intent.type)
         except MalformedMessage as exc:
             log.warning(

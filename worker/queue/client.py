@@ -21,8 +21,9 @@ import structlog
 
 from worker.aws import aws_call, aws_client
 from worker.config import Settings
-from worker.contract import Envelope, encode_envelope, message_attributes
-from worker.errors import ConfigError, QueueUnavailable
+from worker.contract import INTERNAL_TYPES, Envelope, encode_envelope, message_attributes
+from worker.contract.signing import SIGNATURE_ATTRIBUTE, derive_key, sign
+from worker.errors import ConfigError, EnqueueRefused, QueueUnavailable
 from worker.queue.lanes import PRIORITY_LEVELS, Lane, open_lane
 from worker.queue.messages import (
     Attributes,
@@ -34,7 +35,15 @@ from worker.queue.messages import (
 )
 from worker.queue.operators import QueueOperations
 
-__all__ = ["LaneName", "QueueClient", "QueueDepth", "Received", "attributes_of", "sqs_client"]
+__all__ = [
+    "LaneName",
+    "QueueClient",
+    "QueueDepth",
+    "Received",
+    "attributes_of",
+    "signing_key",
+    "sqs_client",
+]
 
 DEFAULT_MAX_BYTES = 262_144
 log = structlog.get_logger("worker.queue")
@@ -43,6 +52,13 @@ log = structlog.get_logger("worker.queue")
 def sqs_client(endpoint: str | None, region: str, *, pool: int = 50) -> Any:
     """An SQS client context (see ``worker.aws.aws_client``)."""
     return aws_client("sqs", endpoint, region, pool=pool)
+
+
+def signing_key(settings: Settings) -> bytes:
+    """The key of the fleet's signature on internal messages (``worker.contract.signing``)."""
+    secret = settings.internal_key.get_secret_value() if settings.internal_key else None
+    url = settings.database_url.get_secret_value() if settings.database_url else None
+    return derive_key(secret, url, settings.queue_name)
 
 
 class QueueClient(QueueOperations):
@@ -58,11 +74,13 @@ class QueueClient(QueueOperations):
         pool: int = 50,
         priority_name: str | None = None,
         max_message_bytes: int = DEFAULT_MAX_BYTES,
+        signing_key: bytes = b"",
     ) -> None:
         self.queue_name = queue_name
         self.dlq_name = dlq_name
         self.priority_name = priority_name
         self.max_message_bytes = max_message_bytes
+        self._signing_key = signing_key or derive_key(None, None, queue_name)
         self._endpoint = endpoint
         self._region = region
         self._pool = pool
@@ -80,6 +98,7 @@ class QueueClient(QueueOperations):
             pool=pool,
             priority_name=settings.priority_lane_name,
             max_message_bytes=settings.max_message_bytes,
+            signing_key=signing_key(settings),
         )
 
     async def open(self) -> None:
@@ -185,7 +204,13 @@ class QueueClient(QueueOperations):
 
     def _wire(self, envelope: Envelope) -> tuple[LaneName, str, Attributes]:
         body = encode_envelope(envelope, self.max_message_bytes)
-        return self.lane_for(envelope.intent.priority), body, message_attributes(envelope)
+        attributes = message_attributes(envelope)
+        if envelope.intent.type in INTERNAL_TYPES:
+            attributes[SIGNATURE_ATTRIBUTE] = {
+                "DataType": "String",
+                "StringValue": sign(body, self._signing_key),
+            }
+        return self.lane_for(envelope.intent.priority), body, attributes
 
     async def send(
         self,
@@ -213,6 +238,41 @@ class QueueClient(QueueOperations):
         self, items: list[tuple[str, Attributes]], lane: LaneName = "standard"
     ) -> list[str]:
         """Send up to 10 bodies in one call; raise if any entry failed."""
+        results = await self._send_entries(items, lane)
+        failed = [r for r in results if isinstance(r, QueueUnavailable)]
+        if failed:
+            raise QueueUnavailable(
+                f"SendMessageBatch: {len(failed)} entries failed ({failed[0]})", code=failed[0].code
+            )
+        return [str(r) for r in results]
+
+    async def send_envelopes_each(
+        self, envelopes: list[Envelope]
+    ) -> list[str | EnqueueRefused | QueueUnavailable]:
+        """``send_envelopes`` reporting per entry: a MessageId, or why that entry was not
+        sent (too large; refused by SQS). Nothing raises for one entry's sake."""
+        results: list[str | EnqueueRefused | QueueUnavailable] = []
+        wired: list[tuple[int, tuple[LaneName, str, Attributes]]] = []
+        for index, envelope in enumerate(envelopes):
+            try:
+                wired.append((index, self._wire(envelope)))
+            except EnqueueRefused as exc:
+                results.append(exc)
+                continue
+            results.append("")
+        for lane in dict.fromkeys(w[0] for _, w in wired):
+            members = [(i, w) for i, w in wired if w[0] == lane]
+            try:
+                sent = await self._send_entries([w[1:] for _, w in members], lane)
+            except QueueUnavailable as exc:
+                sent = [exc] * len(members)
+            for (index, _), outcome in zip(members, sent, strict=True):
+                results[index] = outcome
+        return results
+
+    async def _send_entries(
+        self, items: list[tuple[str, Attributes]], lane: LaneName
+    ) -> list[str | QueueUnavailable]:
         url = self._of(lane).url
         entries = [
             {"Id": str(i), "MessageBody": body, "MessageAttributes": attrs}
@@ -222,14 +282,15 @@ class QueueClient(QueueOperations):
             "SendMessageBatch",
             lambda: self._client.send_message_batch(QueueUrl=url, Entries=entries),
         )
-        if reply.get("Failed"):
-            first = reply["Failed"][0]
-            raise QueueUnavailable(
-                f"SendMessageBatch: {len(reply['Failed'])} entries failed "
-                f"({first.get('Code')}: {first.get('Message')})"
-            )
-        by_id = {int(ok["Id"]): str(ok["MessageId"]) for ok in reply.get("Successful", [])}
-        return [by_id[i] for i in range(len(items))]
+        out: list[str | QueueUnavailable] = [
+            QueueUnavailable("SendMessageBatch: no answer for this entry")
+        ] * len(items)
+        for ok in reply.get("Successful", []):
+            out[int(ok["Id"])] = str(ok["MessageId"])
+        for bad in reply.get("Failed", []):
+            code = str(bad.get("Code") or "aws")
+            out[int(bad["Id"])] = QueueUnavailable(f"{code}: {bad.get('Message')}", code=code)
+        return out
 
     async def move_to_dlq(self, message: Received, reason: dict[str, str]) -> None:
         """Copy to the lane's DLQ with error attributes, then delete from its queue."""
