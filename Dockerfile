@@ -17,7 +17,8 @@ RUN pip wheel --no-deps --wheel-dir /wheels .
 # --- runtime ----------------------------------------------------------------------
 FROM python:3.11-slim-bookworm AS runtime
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1 FLEET_HEALTH_PORT=8080 FLEET_LOG_FORMAT=json
+    PIP_DISABLE_PIP_VERSION_CHECK=1 FLEET_HEALTH_PORT=8080 FLEET_HEALTH_HOST=0.0.0.0 \
+    FLEET_LOG_FORMAT=json
 RUN groupadd --system --gid 10001 fleet \
     && useradd --system --uid 10001 --gid fleet --no-create-home --shell /usr/sbin/nologin fleet
 COPY --from=build /wheels /wheels

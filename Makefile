@@ -10,6 +10,7 @@ LOCALSTACK_PKGS := 'localstack-core[runtime]==4.13.1' 'cbor2<6' 'pyopenssl<25' '
 install: $(BIN)/.installed $(LS_VENV)/.installed
 
 $(BIN)/.installed: pyproject.toml devstack/pyproject.toml
+	@echo "==> installing the fleet and its dev stack into $(VENV) (about a minute, once)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]' -e ./devstack
@@ -17,12 +18,14 @@ $(BIN)/.installed: pyproject.toml devstack/pyproject.toml
 
 # LocalStack pins its own botocore, so it lives in a venv of its own (shared/notes/local-sqs.md).
 $(LS_VENV)/.installed:
+	@echo "==> installing LocalStack into $(LS_VENV) (a minute or two, once)"
 	$(PYTHON) -m venv $(LS_VENV)
 	$(LS_VENV)/bin/pip install --quiet --upgrade pip
 	$(LS_VENV)/bin/pip install --quiet $(LOCALSTACK_PKGS)
 	touch $@
 
 run: install
+	@echo "==> fleet demo: starting the local stack, running the sample job"
 	$(BIN)/fleet demo
 
 test: install

@@ -10,11 +10,12 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
-from psycopg.conninfo import make_conninfo
+from psycopg.conninfo import conninfo_to_dict
 
-__all__ = ["EmbeddedPostgres", "scratch_database"]
+__all__ = ["EmbeddedPostgres", "database_url", "scratch_database"]
 
 
 class EmbeddedPostgres:
@@ -59,7 +60,24 @@ def scratch_database(server_url: str, prefix: str = "fleet") -> Iterator[str]:
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"'.encode())
     try:
-        yield make_conninfo(server_url, dbname=name)
+        yield database_url(server_url, name)
     finally:
         with psycopg.connect(server_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'.encode())
+
+
+def database_url(server: str, name: str) -> str:
+    """``server`` (a URL or a libpq string) pointed at database ``name``, as a URL:
+    what DATABASE_URL holds in the docs and in every example."""
+    if "://" not in server:
+        parts = conninfo_to_dict(server)
+        user = parts.get("user") or ""
+        password = f":{parts['password']}" if parts.get("password") else ""
+        auth = f"{user}{password}@" if user else ""
+        host = str(parts.get("host") or "localhost")
+        port = f":{parts['port']}" if parts.get("port") else ""
+        server = f"postgresql://{auth}{host}{port}/"
+        if host.startswith("/"):
+            server = f"postgresql://{auth}{port and 'localhost' + port}/?host={host}"
+    split = urlsplit(server)
+    return urlunsplit((split.scheme, split.netloc, f"/{name}", split.query, split.fragment))

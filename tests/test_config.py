@@ -61,9 +61,39 @@ def test_missing_database_url_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_every_setting_is_documented() -> None:
     from pathlib import Path
 
-    from worker.config import Settings, _setting_name
+    from worker.config import Settings, setting_name
 
     doc = (Path(__file__).resolve().parents[1] / "docs" / "configuration.md").read_text()
-    names = [_setting_name(n) for n in Settings.model_fields]
+    names = [setting_name(n) for n in Settings.model_fields]
     missing = [name for name in names if f"`{name}`" not in doc]
     assert missing == []
+
+
+def test_settings_built_in_code_are_checked_too() -> None:
+    from pydantic import ValidationError
+
+    from worker.config import Settings
+
+    with pytest.raises(ValidationError, match="FLEET_POLLERS"):
+        Settings(concurrency=2, pollers=4)
+
+
+def test_a_misspelled_fleet_variable_is_refused_with_a_suggestion(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FLEET_CONCURRENCEY", "8")
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    assert "FLEET_CONCURRENCEY" in str(err.value)
+    assert "did you mean FLEET_CONCURRENCY?" in str(err.value)
+
+
+def test_each_component_gets_its_own_group() -> None:
+    settings = load_settings(queue_name="work", concurrency=12, send_spacing=3)
+    assert settings.queue.dead_letter_queue_name == "work-dlq"
+    assert settings.consumer.concurrency == 12
+    assert settings.consumer.lease == settings.visibility_timeout
+    assert settings.sends.send_spacing == 3
+    assert not hasattr(settings.sends, "concurrency")
+    with pytest.raises(ValueError, match="frozen"):
+        settings.consumer.concurrency = 1  # type: ignore[misc]

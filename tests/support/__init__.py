@@ -1,7 +1,7 @@
 """What tests share, imported from here and never from another test module."""
 
 from tests.support.cli import FLEET, LoggedProcess, env_for, fleet
-from tests.support.fleet import (
+from tests.support.workers import (
     API_KEY,
     Factory,
     dlq_messages,

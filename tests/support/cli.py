@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from worker.config import Settings, _setting_name
+from worker.config import Settings, setting_name
 
 FLEET = [sys.executable, "-m", "worker.cli"]
 
@@ -41,7 +41,7 @@ def env_for(settings: Settings, **extra: str) -> dict[str, str]:
             value = ",".join(map(str, value))
         elif isinstance(value, dict):
             value = json.dumps(value)
-        env[_setting_name(field)] = str(value)
+        env[setting_name(field)] = str(value)
     env["FLEET_LOG_LEVEL"] = "INFO"  # the tests read the workers' event names
     env.update(extra)
     return env

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import sys
 from collections.abc import Callable, Coroutine
@@ -18,8 +19,19 @@ from worker.observability import configure_logging
 
 __all__ = ["console", "errors", "friendly", "parse_duration", "run_async", "settings_from_env"]
 
-console = Console(stderr=False)
-errors = Console(stderr=True)
+
+
+def _console(stderr: bool) -> Console:
+    """A terminal gets rich's layout; a pipe or a file gets lines that never wrap (ids and
+    URLs stay whole for the next program), unless COLUMNS says otherwise."""
+    stream = sys.stderr if stderr else sys.stdout
+    if stream.isatty() or "COLUMNS" in os.environ:
+        return Console(stderr=stderr)
+    return Console(stderr=stderr, width=100_000, soft_wrap=True)
+
+
+console = _console(stderr=False)
+errors = _console(stderr=True)
 T = TypeVar("T")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

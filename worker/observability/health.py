@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from worker.errors import ConfigError
 from worker.observability.metrics import Metrics
 
 __all__ = ["Check", "HealthServer"]
@@ -23,7 +24,7 @@ Check = Callable[[], Awaitable[tuple[bool, str]]]
 
 class HealthServer:
     def __init__(
-        self, port: int, *, live: Check, ready: Check, metrics: Metrics, host: str = "0.0.0.0"
+        self, port: int, *, live: Check, ready: Check, metrics: Metrics, host: str = "127.0.0.1"
     ) -> None:
         self.port = port
         self._host = host
@@ -40,7 +41,15 @@ class HealthServer:
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         site = web.TCPSite(runner, self._host, self.port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise ConfigError(
+                f"FLEET_HEALTH_PORT {self.port} on FLEET_HEALTH_HOST {self._host} cannot be "
+                f"bound ({exc.strerror or exc}): another worker may hold it; give each "
+                "worker its own port, or 0 to turn the endpoint off"
+            ) from exc
         self.port = int(runner.addresses[0][1])
         self._runner = runner
 

@@ -8,15 +8,54 @@ that names the setting, never minutes later in a handler.
 
 from __future__ import annotations
 
+import difflib
 import json
+import os
+from collections.abc import Mapping
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from worker.config.groups import (
+    ConsumerSettings,
+    OperationsSettings,
+    ProviderSettings,
+    QueueSettings,
+    SendSettings,
+)
 from worker.errors import ConfigError
 
-__all__ = ["Settings", "load_settings"]
+__all__ = [
+    "NOT_SETTINGS",
+    "Settings",
+    "load_settings",
+    "setting_name",
+    "unknown_names",
+]
+
+# FLEET_* names read outside the settings: the supervisor's child index, and knobs of
+# the dev stack and the test suite (never read by a production worker).
+NOT_SETTINGS = frozenset(
+    {
+        "FLEET_WORKER_INDEX",
+        "FLEET_LOCALSTACK_PYTHON",
+        "FLEET_FAULT_SIZE",
+        "FLEET_FAULT_OUTAGE",
+        "FLEET_FAULT_REPORT",
+        "FLEET_FAULT_RUN_SIZE",
+        "FLEET_CAMPAIGN_SIZE",
+    }
+)
 
 Seconds = Annotated[float, Field(ge=0)]
 Delays = Annotated[tuple[float, ...], NoDecode]
@@ -109,6 +148,7 @@ class Settings(BaseSettings):
 
     # --- operations -----------------------------------------------------
     health_port: int = Field(8080, ge=0, le=65535, description="0 turns the endpoint off")
+    health_host: str = Field("127.0.0.1", description="the image sets 0.0.0.0")
     liveness_seconds: float = Field(60.0, gt=0)
     cloudwatch_enabled: bool = True
     cloudwatch_endpoint_url: str | None = Field(
@@ -175,8 +215,9 @@ class Settings(BaseSettings):
             raise ConfigError("DATABASE_URL is not set: give the PostgreSQL connection URL")
         return self.database_url.get_secret_value()
 
-    def check(self) -> None:
-        """Cross-field rules; raise ConfigError naming the settings involved."""
+    @model_validator(mode="after")
+    def _cross_field_rules(self) -> Settings:
+        """Cross-field rules, checked on every construction (environment or code)."""
         rules = [
             (
                 self.heartbeat_interval < self.visibility_timeout,
@@ -211,10 +252,35 @@ class Settings(BaseSettings):
         ]
         for ok, message in rules:
             if not ok:
-                raise ConfigError(message)
+                raise ValueError(message)
+        return self
+
+    # --- groups: each component receives the one it needs ----------------
+    @cached_property
+    def queue(self) -> QueueSettings:
+        return QueueSettings.model_validate(self._pick(QueueSettings))
+
+    @cached_property
+    def consumer(self) -> ConsumerSettings:
+        return ConsumerSettings.model_validate(self._pick(ConsumerSettings))
+
+    @cached_property
+    def providers(self) -> ProviderSettings:
+        return ProviderSettings.model_validate(self._pick(ProviderSettings))
+
+    @cached_property
+    def sends(self) -> SendSettings:
+        return SendSettings.model_validate(self._pick(SendSettings))
+
+    @cached_property
+    def operations(self) -> OperationsSettings:
+        return OperationsSettings.model_validate(self._pick(OperationsSettings))
+
+    def _pick(self, group: type[BaseModel]) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in group.model_fields}
 
 
-def _setting_name(field: str) -> str:
+def setting_name(field: str) -> str:
     info = Settings.model_fields.get(field)
     alias = info.validation_alias if info else None
     if isinstance(alias, str):
@@ -230,9 +296,26 @@ def load_settings(**overrides: Any) -> Settings:
         settings = Settings(**overrides)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{_setting_name(str(err['loc'][0]))}: {err['msg']}" if err["loc"] else err["msg"]
+            f"{setting_name(str(err['loc'][0]))}: {err['msg']}"
+            if err["loc"]
+            else str(err["msg"]).removeprefix("Value error, ")
             for err in exc.errors()
         )
         raise ConfigError(f"invalid settings: {problems}") from exc
-    settings.check()
+    unknown = unknown_names(os.environ)
+    if unknown:
+        raise ConfigError(unknown)
     return settings
+
+
+def unknown_names(environ: Mapping[str, str]) -> str | None:
+    """A ``FLEET_*`` variable that no setting reads is a typo until proven otherwise."""
+    known = {setting_name(field) for field in Settings.model_fields} | NOT_SETTINGS
+    wrong = sorted(name for name in environ if name.startswith("FLEET_") and name not in known)
+    if not wrong:
+        return None
+    hints = []
+    for name in wrong:
+        close = difflib.get_close_matches(name, sorted(known), n=1)
+        hints.append(f"{name} (did you mean {close[0]}?)" if close else name)
+    return "unknown setting(s): " + ", ".join(hints) + " (see docs/configuration.md)"

@@ -1,0 +1,22 @@
+"""The one settings object, and the groups cut from it for each component."""
+
+from worker.config.groups import (
+    ConsumerSettings,
+    OperationsSettings,
+    ProviderSettings,
+    QueueSettings,
+    SendSettings,
+)
+from worker.config.settings import NOT_SETTINGS, Settings, load_settings, setting_name
+
+__all__ = [
+    "NOT_SETTINGS",
+    "ConsumerSettings",
+    "OperationsSettings",
+    "ProviderSettings",
+    "QueueSettings",
+    "SendSettings",
+    "Settings",
+    "load_settings",
+    "setting_name",
+]
