@@ -32,6 +32,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from devstack import FakeConfig, FakeGateway, FakeLLM, FaultProxy
 from tests.support import (
     API_KEY,
+    SHUTDOWN_MARGIN,
     Factory,
     LoggedProcess,
     env_for,
@@ -51,9 +52,6 @@ FLEET = [sys.executable, "-m", "worker.cli"]
 SIZE = int(os.environ.get("FLEET_FAULT_SIZE", "40"))
 OUTAGE = float(os.environ.get("FLEET_FAULT_OUTAGE", "6"))
 DB_PASSWORD = "fault-suite-db-password-77"
-# docs promise exit within FLEET_SHUTDOWN_GRACE; this margin covers interpreter exit and
-# closing pools on a loaded 2-core machine, and is what the docs state (docs/testing.md)
-SHUTDOWN_MARGIN = 3.0
 TABLE: list[dict[str, Any]] = []
 LOGS: list[str] = []
 
