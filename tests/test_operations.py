@@ -358,6 +358,30 @@ async def test_supervisor_restarts_a_killed_child(make_settings: Factory, store:
     assert "child_exited" in err and "child_started" in err
 
 
+@pytest.mark.slow
+async def test_until_idle_with_processes_drains_and_exits_0(
+    make_settings: Factory, store: Store
+) -> None:
+    settings = await make_settings()
+    envs = [
+        envelope({"type": "message_generation", "userId": "idle", "data": {"context": f"n{i}"}})
+        for i in range(12)
+    ]
+    await send_bodies(settings, list(envs))
+    sup = await LoggedProcess.start(
+        ["run", "--processes", "2", "--until-idle"], env_for(settings, FLEET_LOG_LEVEL="INFO")
+    )
+    code, err = await sup.finish(within=90)  # no signal: it must stop by itself
+    assert code == 0, err[-2000:]
+    assert err.count("child_drained") == 2 and "supervisor_idle" in err
+    assert "child_exited" not in err  # a drained child is not restarted
+    rows = await store.fetch(
+        "SELECT status, count(*) AS n FROM workflows WHERE id = ANY(%s) GROUP BY status",
+        ([str(e.workflow_id) for e in envs],),
+    )
+    assert {r["status"]: int(r["n"]) for r in rows} == {"completed": 12}
+
+
 async def test_costs_and_top(make_settings: Factory) -> None:
     settings = await make_settings()
     await send_bodies(
