@@ -214,3 +214,8 @@ def test_encoding_per_model_family() -> None:
     text = "Ünïcödé 🎉 tokens differ between encodings"
     assert count_text(text, "gpt-4o") != count_text(text, "gpt-3.5-turbo")
     assert count_text(text, "gpt-4o-2024-08-06") == count_text(text, "gpt-4.1-mini")
+
+
+def test_empty_text_is_zero_tokens_and_an_empty_message_costs_only_its_frame() -> None:
+    assert count_text("", "gpt-4o") == 0
+    assert count_messages([{"role": "user", "content": ""}], "gpt-4o") == 3 + 3 + 1  # role
