@@ -7,16 +7,27 @@ queue, no database, no network.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pytest
 
 from worker.consumer import retry_delay
-from worker.contract import MAX_JSON_DEPTH, Envelope, Intent, _depth, encode_envelope, parse_message
+from worker.contract import (
+    MAX_JSON_DEPTH,
+    Envelope,
+    Intent,
+    _depth,
+    encode_envelope,
+    json_schema,
+    message_attributes,
+    parse_message,
+)
 from worker.errors import (
     EnqueueRefused,
     MalformedMessage,
@@ -26,7 +37,7 @@ from worker.errors import (
 )
 from worker.providers import classify
 from worker.providers.taxonomy import error_fields
-from worker.sends.service import MAX_DELAY, enqueue_delay
+from worker.sends.service import MAX_DELAY, enqueue_delay, send_key
 
 BARE = {"type": "content_planning", "userId": "u", "data": {"goal": "g"}}
 
@@ -199,3 +210,69 @@ def test_wrap_stamps_the_enqueue_time_in_utc() -> None:
     assert envelope.enqueued_at is not None and envelope.enqueued_at.tzinfo is not None
     assert before <= envelope.enqueued_at <= datetime.now(UTC)
     assert "enqueuedAt" in json.loads(encode_envelope(envelope, 10_000))
+
+
+def test_the_published_schema_file_is_what_json_schema_returns() -> None:
+    """In-process twin of the `fleet schema --check` test (a subprocess imports the
+    installed package, so a change to ``json_schema`` itself would go unseen there)."""
+    published = Path(__file__).resolve().parents[1] / "docs" / "contract.schema.json"
+    assert json_schema() == json.loads(published.read_text())
+
+
+def test_reasons_name_the_path_and_count_what_they_leave_out() -> None:
+    seven_wrong = {
+        "type": "content_planning",
+        "userId": "",
+        "priority": "urgent",
+        "forceProvider": "x",
+        "platforms": "y",
+        "sendToOnlyFans": "maybe",
+        "contentType": 5,
+        "recipientId": 6,
+    }
+    with pytest.raises(MalformedMessage) as err:
+        parse_message(json.dumps(seven_wrong), "m-1")
+    reason = str(err.value)
+    assert reason.count("; ") == 5 and reason.endswith("; and 2 more")
+    five_wrong = {k: v for k, v in seven_wrong.items() if k not in ("contentType", "recipientId")}
+    with pytest.raises(MalformedMessage) as err:
+        parse_message(json.dumps(five_wrong), "m-1")
+    assert str(err.value).count("; ") == 4 and "more" not in str(err.value)
+    nested = {"version": 1, "workflowId": str(uuid.uuid4()), "intent": {**BARE, "userId": 7}}
+    with pytest.raises(MalformedMessage) as err:
+        parse_message(json.dumps(nested), "m-1")
+    assert str(err.value).startswith("intent.userId: ")
+
+
+def test_unparseable_bodies_say_what_the_decoder_said() -> None:
+    with pytest.raises(MalformedMessage) as err:
+        parse_message("{oops", "m-1")
+    assert err.value.code == "not_json" and "Expecting property name" in str(err.value)
+    with pytest.raises(MalformedMessage) as err:
+        parse_message("[1]", "m-1")
+    assert err.value.code == "not_object" and str(err.value).endswith("got list")
+
+
+def test_send_key_is_stable_per_source_and_recipient() -> None:
+    key = send_key("wf-1", "fan-1")
+    assert key == send_key("wf-1", "fan-1") and len(key) == 40
+    assert int(key, 16) >= 0  # hex
+    assert len({key, send_key("wf-1", "fan-2"), send_key("wf-2", "fan-1")}) == 3
+    assert key == hashlib.sha256(b"wf-1:fan-1").hexdigest()[:40]
+
+
+def test_message_attributes_route_and_trace_without_a_body_parse() -> None:
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    intent = Intent.model_validate({**BARE, "priority": "high", "traceContext": {"traceId": trace}})
+    attributes = message_attributes(Envelope.wrap(intent))
+    assert {k: v["StringValue"] for k, v in attributes.items() if k != "traceparent"} == {
+        "intentType": "content_planning",
+        "priority": "high",
+        "userId": "u",
+    }
+    assert all(v["DataType"] == "String" for v in attributes.values())
+    version, trace_id, span, flags = attributes["traceparent"]["StringValue"].split("-")
+    assert (version, trace_id, flags) == ("00", trace, "01") and len(span) == 16
+    int(span, 16)
+    short = message_attributes(Envelope.wrap(Intent.model_validate(BARE)))
+    assert len(short["traceparent"]["StringValue"].split("-")[1]) == 32
