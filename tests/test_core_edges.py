@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -233,7 +234,12 @@ def test_reasons_name_the_path_and_count_what_they_leave_out() -> None:
     with pytest.raises(MalformedMessage) as err:
         parse_message(json.dumps(seven_wrong), "m-1")
     reason = str(err.value)
-    assert reason.count("; ") == 5 and reason.endswith("; and 2 more")
+    assert reason.endswith("; and 2 more")
+    assert all(re.match(r"[A-Za-z.]+: ", part) for part in reason.split("; ")[:5])
+    six_wrong = {k: v for k, v in seven_wrong.items() if k != "recipientId"}
+    with pytest.raises(MalformedMessage) as err:
+        parse_message(json.dumps(six_wrong), "m-1")
+    assert str(err.value).endswith("; and 1 more")
     five_wrong = {k: v for k, v in seven_wrong.items() if k not in ("contentType", "recipientId")}
     with pytest.raises(MalformedMessage) as err:
         parse_message(json.dumps(five_wrong), "m-1")
@@ -274,5 +280,9 @@ def test_message_attributes_route_and_trace_without_a_body_parse() -> None:
     version, trace_id, span, flags = attributes["traceparent"]["StringValue"].split("-")
     assert (version, trace_id, flags) == ("00", trace, "01") and len(span) == 16
     int(span, 16)
-    short = message_attributes(Envelope.wrap(Intent.model_validate(BARE)))
-    assert len(short["traceparent"]["StringValue"].split("-")[1]) == 32
+    own = message_attributes(Envelope.wrap(Intent.model_validate(BARE)))
+    assert len(own["traceparent"]["StringValue"].split("-")[1]) == 32  # the workflow id
+    for given, sent in (("abc", "0" * 29 + "abc"), ("f" * 40, "f" * 32)):
+        intent = Intent.model_validate({**BARE, "traceContext": {"traceId": given}})
+        traceparent = message_attributes(Envelope.wrap(intent))["traceparent"]["StringValue"]
+        assert traceparent.split("-")[1] == sent  # W3C: exactly 32 hex digits
