@@ -86,7 +86,11 @@ def run(until_idle: bool, concurrency: int | None, processes: int) -> None:
 
         args = ["--concurrency", str(concurrency)] if concurrency else []
         supervisor = Supervisor(
-            processes, health_port=settings.health_port, grace=settings.shutdown_grace, args=args
+            processes,
+            health_port=settings.health_port,
+            grace=settings.shutdown_grace,
+            args=args,
+            until_idle=until_idle,
         )
         sys.exit(supervisor.run())
     stats = _run(run_worker(settings, until_idle=until_idle))

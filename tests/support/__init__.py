@@ -1,6 +1,6 @@
 """What tests share, imported from here and never from another test module."""
 
-from tests.support.cli import FLEET, LoggedProcess, env_for, fleet
+from tests.support.cli import FLEET, SHUTDOWN_MARGIN, LoggedProcess, env_for, fleet
 from tests.support.db import query
 from tests.support.workers import (
     API_KEY,
@@ -17,6 +17,7 @@ from tests.support.workers import (
 __all__ = [
     "API_KEY",
     "FLEET",
+    "SHUTDOWN_MARGIN",
     "Factory",
     "LoggedProcess",
     "dlq_messages",

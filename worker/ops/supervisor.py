@@ -2,7 +2,10 @@
 
 The supervisor restarts a child that dies (with a growing pause if it keeps
 dying), forwards SIGTERM/SIGINT to every child, waits for them to drain, and
-exits 0 when they all did. Child ``i`` serves health on FLEET_HEALTH_PORT + i.
+exits 0 when they all did. With ``until_idle`` each child runs
+``--until-idle``: one that exits 0 has drained the queue and is not restarted
+(one that fails still is), and the supervisor exits 0 once every child has
+exited 0. Child ``i`` serves health on FLEET_HEALTH_PORT + i.
 """
 
 from __future__ import annotations
@@ -27,16 +30,24 @@ class _Child:
     process: subprocess.Popen[bytes]
     started: float = field(default_factory=time.monotonic)
     restarts: int = 0
+    drained: bool = False
 
 
 class Supervisor:
     def __init__(
-        self, processes: int, *, health_port: int, grace: float, args: list[str] | None = None
+        self,
+        processes: int,
+        *,
+        health_port: int,
+        grace: float,
+        args: list[str] | None = None,
+        until_idle: bool = False,
     ) -> None:
         self._count = processes
         self._health_port = health_port
         self._grace = grace
-        self._args = args or []
+        self._until_idle = until_idle
+        self._args = [*(args or []), *(["--until-idle"] if until_idle else [])]
         self._stopping = False
         self._children: list[_Child] = []
         self.restarts = 0
@@ -67,23 +78,33 @@ class Supervisor:
             time.sleep(0.25)
             for position, child in enumerate(self._children):
                 code = child.process.poll()
-                if code is None or self._stopping:
+                if code is None or child.drained or self._stopping:
                     continue
-                uptime = time.monotonic() - child.started
-                restarts = 0 if uptime > 60 else child.restarts + 1
-                pause = min(30.0, 0.5 * 2 ** max(0, restarts - 1)) if restarts else 0.0
-                log.warning(
-                    "child_exited",
-                    index=child.index,
-                    code=code,
-                    uptime_s=round(uptime, 1),
-                    restart_in_s=pause,
-                )
-                time.sleep(pause)
-                if not self._stopping:
-                    self._children[position] = self._spawn(child.index, restarts)
-                    self.restarts += 1
+                if self._until_idle and code == 0:
+                    child.drained = True
+                    log.info("child_drained", index=child.index)
+                    continue
+                self._restart(position, child, code)
+            if all(child.drained for child in self._children):
+                log.info("supervisor_idle", children=len(self._children))
+                return 0
         return self._wait()
+
+    def _restart(self, position: int, child: _Child, code: int) -> None:
+        uptime = time.monotonic() - child.started
+        restarts = 0 if uptime > 60 else child.restarts + 1
+        pause = min(30.0, 0.5 * 2 ** max(0, restarts - 1)) if restarts else 0.0
+        log.warning(
+            "child_exited",
+            index=child.index,
+            code=code,
+            uptime_s=round(uptime, 1),
+            restart_in_s=pause,
+        )
+        time.sleep(pause)
+        if not self._stopping:
+            self._children[position] = self._spawn(child.index, restarts)
+            self.restarts += 1
 
     def _wait(self) -> int:
         deadline = time.monotonic() + self._grace + 15
