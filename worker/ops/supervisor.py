@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,9 +20,39 @@ from dataclasses import dataclass, field
 
 import structlog
 
-__all__ = ["Supervisor"]
+from worker.errors import ConfigError
+
+__all__ = ["Supervisor", "check_ports", "health_ports"]
 
 log = structlog.get_logger("worker.supervisor")
+
+
+def health_ports(base: int, count: int) -> list[int]:
+    """The health ports of ``count`` children: FLEET_HEALTH_PORT + i (none when 0)."""
+    return [base + index for index in range(count)] if base else []
+
+
+def check_ports(host: str, base: int, count: int) -> None:
+    """Refuse to start children whose health ports are out of range or already taken."""
+    ports = health_ports(base, count)
+    if ports and ports[-1] > 65535:
+        raise ConfigError(
+            f"FLEET_HEALTH_PORT {base} + {count} processes runs past port 65535: "
+            "lower FLEET_HEALTH_PORT or use fewer processes"
+        )
+    taken = []
+    for port in ports:
+        with socket.socket() as probe:
+            try:
+                probe.bind((host, port))
+            except OSError:
+                taken.append(port)
+    if taken:
+        raise ConfigError(
+            f"health port(s) {', '.join(map(str, taken))} on FLEET_HEALTH_HOST {host} are "
+            f"taken; --processes {count} needs FLEET_HEALTH_PORT {base} to {ports[-1]} free "
+            "(or FLEET_HEALTH_PORT=0 to turn the endpoints off)"
+        )
 
 
 @dataclass(slots=True)
@@ -40,11 +71,13 @@ class Supervisor:
         *,
         health_port: int,
         grace: float,
+        health_host: str = "127.0.0.1",
         args: list[str] | None = None,
         until_idle: bool = False,
     ) -> None:
         self._count = processes
         self._health_port = health_port
+        self._health_host = health_host
         self._grace = grace
         self._until_idle = until_idle
         self._args = [*(args or []), *(["--until-idle"] if until_idle else [])]
@@ -71,6 +104,7 @@ class Supervisor:
                 child.process.send_signal(signal.SIGTERM)
 
     def run(self) -> int:
+        check_ports(self._health_host, self._health_port, self._count)
         signal.signal(signal.SIGTERM, self._signal)
         signal.signal(signal.SIGINT, self._signal)
         self._children = [self._spawn(i) for i in range(self._count)]
