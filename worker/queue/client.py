@@ -23,6 +23,7 @@ from worker.aws import aws_call, aws_client
 from worker.config import Settings
 from worker.contract import Envelope, encode_envelope, message_attributes
 from worker.errors import ConfigError, QueueUnavailable
+from worker.observability.spans import producing
 from worker.queue.lanes import PRIORITY_LEVELS, Lane, open_lane
 from worker.queue.messages import (
     Attributes,
@@ -169,23 +170,27 @@ class QueueClient(QueueOperations):
     async def send_envelope(self, envelope: Envelope, delay: int = 0) -> str:
         """Put an intent on the queue: its lane by priority, routing and trace attributes,
         refused (``EnqueueRefused``) over the queue's size limit. Returns the MessageId."""
-        lane, body, attributes = self._wire(envelope)
-        return await self.send(body, attributes, delay=delay, lane=lane)
+        lane, body, attributes, seed = self._wire(envelope)
+        return await self.send(body, attributes, delay=delay, lane=lane, seed=seed)
 
     async def send_envelopes(self, envelopes: list[Envelope]) -> list[str]:
         """``send_envelope`` for up to 10 envelopes, one batch call per lane among them."""
         wired = [self._wire(envelope) for envelope in envelopes]
         ids = [""] * len(wired)
-        for lane in dict.fromkeys(lane for lane, _, _ in wired):
-            members = [i for i, (of, _, _) in enumerate(wired) if of == lane]
-            sent = await self.send_batch([wired[i][1:] for i in members], lane)
+        for lane in dict.fromkeys(lane for lane, _, _, _ in wired):
+            members = [i for i, (of, _, _, _) in enumerate(wired) if of == lane]
+            sent = await self.send_batch(
+                [wired[i][1:3] for i in members], lane, seeds=[wired[i][3] for i in members]
+            )
             for member, message_id in zip(members, sent, strict=True):
                 ids[member] = message_id
         return ids
 
-    def _wire(self, envelope: Envelope) -> tuple[LaneName, str, Attributes]:
+    def _wire(self, envelope: Envelope) -> tuple[LaneName, str, Attributes, str | None]:
         body = encode_envelope(envelope, self.max_message_bytes)
-        return self.lane_for(envelope.intent.priority), body, message_attributes(envelope)
+        given = envelope.intent.trace_context
+        seed = given.trace_id if given is not None else None
+        return self.lane_for(envelope.intent.priority), body, message_attributes(envelope), seed
 
     async def send(
         self,
@@ -195,33 +200,48 @@ class QueueClient(QueueOperations):
         delay: int = 0,
         to_dlq: bool = False,
         lane: LaneName = "standard",
+        seed: str | None = None,
     ) -> str:
-        """Send a body as it is (copies of received messages, replays, raw test bodies)."""
+        """Send a body as it is (copies of received messages, replays, raw test bodies).
+        Tracing on, the copy carries the current trace (or the one it carried already);
+        ``seed`` is a producer's trace id for a new one."""
         if not 0 <= delay <= 900:
             raise ValueError(f"DelaySeconds must be 0..900, got {delay}")
         target = self._of(lane)
         url = target.dlq_url if to_dlq else target.url
-        reply = await aws_call(
-            "SendMessage",
-            lambda: self._client.send_message(
-                QueueUrl=url, MessageBody=body, MessageAttributes=attributes, DelaySeconds=delay
-            ),
-        )
+        with producing(url.rsplit("/", 1)[-1], attributes, seed=seed):
+            reply = await aws_call(
+                "SendMessage",
+                lambda: self._client.send_message(
+                    QueueUrl=url,
+                    MessageBody=body,
+                    MessageAttributes=attributes,
+                    DelaySeconds=delay,
+                ),
+            )
         return str(reply["MessageId"])
 
     async def send_batch(
-        self, items: list[tuple[str, Attributes]], lane: LaneName = "standard"
+        self,
+        items: list[tuple[str, Attributes]],
+        lane: LaneName = "standard",
+        *,
+        seeds: list[str | None] | None = None,
     ) -> list[str]:
-        """Send up to 10 bodies in one call; raise if any entry failed."""
-        url = self._of(lane).url
+        """Send up to 10 bodies in one call (a producer span each); raise if any failed."""
+        target = self._of(lane)
         entries = [
             {"Id": str(i), "MessageBody": body, "MessageAttributes": attrs}
             for i, (body, attrs) in enumerate(items)
         ]
-        reply = await aws_call(
-            "SendMessageBatch",
-            lambda: self._client.send_message_batch(QueueUrl=url, Entries=entries),
-        )
+        with contextlib.ExitStack() as spans:
+            for i, (_, attrs) in enumerate(items):
+                seed = seeds[i] if seeds else None
+                spans.enter_context(producing(target.queue_name, attrs, seed=seed))
+            reply = await aws_call(
+                "SendMessageBatch",
+                lambda: self._client.send_message_batch(QueueUrl=target.url, Entries=entries),
+            )
         if reply.get("Failed"):
             first = reply["Failed"][0]
             raise QueueUnavailable(
