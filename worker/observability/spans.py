@@ -1,7 +1,10 @@
 """The span helpers the fleet's code calls (set-up and the shape of a trace: ``tracing``).
 
 Each returns one shared no-op context manager while tracing is off, and
-computes attributes only for spans that are recorded (sampled).
+computes attributes only for spans that are recorded (sampled). Inside a trace
+that is not sampled no child span is made at all (a parent-based sampler would
+drop it anyway; the SDK charges ~10 µs a span to decide so): the unsampled
+parent stays current, so log lines and copies still carry its trace id.
 """
 
 from __future__ import annotations
@@ -115,7 +118,18 @@ def producing(
     received message, a DLQ replay), else none (a new trace, ``seed`` its id if given)."""
     if not State.on:
         return _OFF
+    current = trace.get_current_span()
+    if current.get_span_context().is_valid and not current.is_recording():
+        _inject(attributes, None)  # an unsampled trace: the copy carries it, unsampled
+        return _OFF
     return _producing(destination, attributes, seed)
+
+
+def _inject(attributes: Attributes, context: Context | None) -> None:
+    attributes.pop("tracestate", None)
+    PROPAGATOR.inject(attributes, context=context, setter=_SETTER)
+    if len(attributes) > SQS_MAX_ATTRIBUTES:  # tracestate is the one to give up
+        attributes.pop("tracestate", None)
 
 
 @contextlib.contextmanager
@@ -132,10 +146,7 @@ def _producing(destination: str, attributes: Attributes, seed: str | None) -> It
                 "messaging.destination.name": destination,
             }
         )
-    attributes.pop("tracestate", None)
-    PROPAGATOR.inject(attributes, context=trace.set_span_in_context(started), setter=_SETTER)
-    if len(attributes) > SQS_MAX_ATTRIBUTES:  # tracestate is the one to give up
-        attributes.pop("tracestate", None)
+    _inject(attributes, trace.set_span_in_context(started))
     try:
         yield started
     except BaseException as exc:
@@ -183,7 +194,7 @@ def span(
     name: str, *, kind: SpanKind = SpanKind.INTERNAL, attributes: Mapping[str, Any] | None = None
 ) -> contextlib.AbstractContextManager[Span]:
     """A child of the current span, current itself; an exception leaving it is recorded."""
-    if not State.on:
+    if not State.on or not trace.get_current_span().is_recording():
         return _OFF
     return State.tracer.start_as_current_span(name, kind=kind, attributes=attributes)
 
@@ -200,7 +211,7 @@ def llm_attempt(
     provider: str, model: str, attempt: int, max_tokens: int
 ) -> contextlib.AbstractContextManager[Span]:
     """One provider call attempt (GenAI semantic conventions: ``chat <model>``)."""
-    if not State.on:
+    if not State.on or not trace.get_current_span().is_recording():
         return _OFF
     return State.tracer.start_as_current_span(
         f"chat {model}",
@@ -235,7 +246,7 @@ def llm_usage(
 
 def llm_cache_hit(provider: str, model: str, input_tokens: int, output_tokens: int) -> None:
     """An answer served from the response cache: a span of its own, at no cost."""
-    if not State.on:
+    if not State.on or not trace.get_current_span().is_recording():
         return
     with llm_attempt(provider, model, 1, 0) as hit:
         hit.set_attribute("fleet.llm.cache_hit", True)
@@ -246,12 +257,14 @@ def group_commit(
     name: str, carried: Sequence[SpanContext | None]
 ) -> contextlib.AbstractContextManager[Span]:
     """One span for a statement that carries many workflows: linked to each of them, and a
-    child of the first sampled one (so it is sampled when any of them is, and shows in at
-    least one of their traces)."""
-    valid = [c for c in carried if c is not None]
-    if not State.on or not valid:
+    child of the first sampled one (so it shows in at least one of their traces); none
+    when none of them is sampled."""
+    if not State.on:
         return _OFF
-    parent = next((c for c in valid if c.trace_flags.sampled), valid[0])
+    valid = [c for c in carried if c is not None]
+    parent = next((c for c in valid if c.trace_flags.sampled), None)
+    if parent is None:  # none of them sampled
+        return _OFF
     started = State.tracer.start_span(
         name,
         context=trace.set_span_in_context(trace.NonRecordingSpan(parent)),
