@@ -22,7 +22,7 @@ from opentelemetry.trace import SpanKind
 
 from tests.support import Factory, LoggedProcess, drain, env_for, envelope, send_bodies
 from worker.observability import configure_tracing, reset_tracing, tracing_enabled
-from worker.observability.spans import producing, span
+from worker.observability.spans import consuming, producing, span
 from worker.observability.tracing import current_trace_id, log_trace_ids
 from worker.ops.dlq import DlqWorkbench
 from worker.queue import QueueClient
@@ -264,7 +264,11 @@ async def test_attribute_budget_gives_up_tracestate_first(
 async def test_log_lines_carry_the_current_trace_and_span(
     exported: InMemorySpanExporter,
 ) -> None:
-    with span("work") as current:
+    with (
+        consuming("m-1", {}, "{}", destination="q", receive_count=1, sent_at_ms=0),
+        span("work") as current,
+    ):
+        assert current.is_recording()
         line = log_trace_ids(None, "info", {"event": "x"})
         context = current.get_span_context()
     assert line["trace_id"] == _hex(context.trace_id) == f"{context.trace_id:032x}"
