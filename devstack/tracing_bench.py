@@ -10,6 +10,12 @@ at 0.1, and at 1.0; spans go over OTLP/HTTP to a receiver in this process
 (decoded and counted, so this process pays for it, not the worker). Runs are
 interleaved (off, 10 %, 100 %, off, ...) so a neighbour's load spreads over
 every variant; the table gives the median of the repeats.
+
+    python -m devstack.tracing_bench --helpers off|0|0.1|1
+
+prints the CPU µs per message of the tracing calls alone (one message's
+consumer, handler, provider and group-commit spans, 20,000 times, spans kept
+in memory): a figure the end-to-end runs are too noisy to resolve when off.
 """
 
 from __future__ import annotations
@@ -140,13 +146,46 @@ def _summary(runs: dict[str, list[dict[str, float]]], args: argparse.Namespace) 
     }
 
 
+def helpers_cost(rate: str, count: int = 20_000) -> float:
+    """CPU µs per message of the span helpers the consumer calls (``off`` or a ratio)."""
+    import time
+
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.sdk.trace.sampling import ParentBasedTraceIdRatio
+
+    from worker.observability import spans, tracing
+
+    if rate != "off":
+        tracing.configure_tracing(
+            exporter=InMemorySpanExporter(), sampler=ParentBasedTraceIdRatio(float(rate))
+        )
+    started = time.process_time()
+    for _ in range(count):
+        with spans.consuming("m", {}, "{}", destination="q", receive_count=1, sent_at_ms=0) as c:
+            tracing.current_trace_id()
+            link = tracing.current_context()
+            with (
+                spans.span("handler x", attributes={"fleet.workflow.id": "w"}),
+                spans.llm_attempt("openai", "gpt-4o-mini", 1, 800),
+            ):
+                pass
+            with spans.group_commit("postgres complete", [link]):
+                pass
+            c.set_attribute("fleet.outcome", "completed")
+    return (time.process_time() - started) / count * 1e6
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--helpers", metavar="RATE", help="only the span helpers' cost")
     parser.add_argument("--messages", type=int, default=3000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--out", default="bench/tracing.json")
     args = parser.parse_args(argv)
+    if args.helpers:
+        print(f"tracing {args.helpers}: {helpers_cost(args.helpers):.1f} CPU µs per message")
+        return
     with local_stack() as urls:
         report = run_async(_bench(urls, args))
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
