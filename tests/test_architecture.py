@@ -24,7 +24,7 @@ ALLOWED: dict[str, set[str]] = {
     "worker.config": BASE,
     "worker.contract": BASE,
     "worker.aws": BASE,
-    "worker.batcher": BASE,
+    "worker.batcher": BASE | {"worker.aws", "worker.observability"},  # group commit spans
     "worker.observability": BASE | {"worker.aws"},
     "worker.outbound": LEAF | {"worker.observability"},
     "worker.store": IO,

@@ -314,7 +314,7 @@ async def test_send_envelope_picks_lane_attributes_and_size_limit() -> None:
     )
     attrs = high["MessageAttributes"]
     assert attrs["intentType"]["StringValue"] == "content_planning"
-    assert attrs["priority"]["StringValue"] == "high" and "traceparent" in attrs
+    assert attrs["priority"]["StringValue"] == "high" and "traceparent" not in attrs  # tracing off
     assert json.loads(high["MessageBody"])["intent"]["userId"] == "u-9"
     small, _ = _queue(max_bytes=1024)
     with pytest.raises(EnqueueRefused):

@@ -34,6 +34,8 @@ from worker.consumer.verdicts import (
 from worker.contract import INTERNAL_TYPES, Envelope, Intent, parse_message
 from worker.contract.signing import SIGNATURE_ATTRIBUTE, verify
 from worker.errors import MalformedMessage, NotDue, StoreUnavailable, WorkerError
+from worker.observability.spans import span
+from worker.observability.tracing import current_trace_id
 from worker.providers import LLM
 from worker.queue import QueueClient, Received, signing_key
 from worker.sends import Sends
@@ -64,6 +66,10 @@ class Decider:
         self._sends = sends
         self._signing_key = signing_key(settings)
 
+    def queue_name_of(self, message: Received) -> str:
+        lane = self._queue.lanes.get(message.lane)
+        return lane.queue_name if lane is not None else self._settings.queue_name
+
     def max_receives_of(self, message: Received) -> int:
         return self._queue.max_receives_for(message.lane) or self._settings.max_receives
 
@@ -89,7 +95,7 @@ class Decider:
             type=intent.type,
             user_id=intent.user_id,
             priority=intent.priority,
-            trace_id=envelope.trace_id,
+            trace_id=current_trace_id() or envelope.trace_id,
             parent_id=parent_of(intent) if intent.type in INTERNAL_TYPES else None,
         )
         return Parsed(message, envelope, ref, handler)
@@ -128,7 +134,10 @@ class Decider:
         log.info("workflow_started", user_id=work.ref.user_id, priority=work.ref.priority)
         try:
             async with asyncio.timeout(self._settings.workflow_timeout):
-                result = await work.handler(work.envelope.intent, context)
+                with span(
+                    f"handler {work.ref.type}", attributes={"fleet.workflow.id": work.ref.id}
+                ):
+                    result = await work.handler(work.envelope.intent, context)
         except Exception as exc:  # the table decides; a handler bug is retried, then DLQ'd
             return self.verdict_for(work, exc)
         return Succeeded(work, result)

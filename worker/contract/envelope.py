@@ -129,14 +129,10 @@ def encode_envelope(envelope: Envelope, max_bytes: int) -> str:
 
 
 def message_attributes(envelope: Envelope) -> dict[str, dict[str, str]]:
-    """SQS message attributes for routing and tracing without a body parse."""
-    span = uuid.uuid4().hex[:16]
+    """SQS message attributes for routing without a body parse (the queue client adds
+    ``traceparent``/``tracestate`` when tracing is on)."""
     return {
         "intentType": {"DataType": "String", "StringValue": envelope.intent.type},
         "priority": {"DataType": "String", "StringValue": envelope.intent.priority},
         "userId": {"DataType": "String", "StringValue": envelope.intent.user_id},
-        "traceparent": {
-            "DataType": "String",
-            "StringValue": f"00-{envelope.trace_id[:32].rjust(32, '0')}-{span}-01",
-        },
     }

@@ -24,6 +24,7 @@ from worker.config import Settings
 from worker.contract import INTERNAL_TYPES, Envelope, encode_envelope, message_attributes
 from worker.contract.signing import SIGNATURE_ATTRIBUTE, derive_key, sign
 from worker.errors import ConfigError, EnqueueRefused, QueueUnavailable
+from worker.observability.spans import producing
 from worker.queue.lanes import PRIORITY_LEVELS, Lane, open_lane
 from worker.queue.messages import (
     Attributes,
@@ -189,7 +190,7 @@ class QueueClient(QueueOperations):
         """Put an intent on the queue: its lane by priority, routing and trace attributes,
         refused (``EnqueueRefused``) over the queue's size limit. Returns the MessageId."""
         lane, body, attributes = self._wire(envelope)
-        return await self.send(body, attributes, delay=delay, lane=lane)
+        return await self.send(body, attributes, delay=delay, lane=lane, seed=_seed(envelope))
 
     async def send_envelopes(self, envelopes: list[Envelope]) -> list[str]:
         """``send_envelope`` for up to 10 envelopes, one batch call per lane among them."""
@@ -197,7 +198,9 @@ class QueueClient(QueueOperations):
         ids = [""] * len(wired)
         for lane in dict.fromkeys(lane for lane, _, _ in wired):
             members = [i for i, (of, _, _) in enumerate(wired) if of == lane]
-            sent = await self.send_batch([wired[i][1:] for i in members], lane)
+            sent = await self.send_batch(
+                [wired[i][1:] for i in members], lane, seeds=[_seed(envelopes[i]) for i in members]
+            )
             for member, message_id in zip(members, sent, strict=True):
                 ids[member] = message_id
         return ids
@@ -220,25 +223,36 @@ class QueueClient(QueueOperations):
         delay: int = 0,
         to_dlq: bool = False,
         lane: LaneName = "standard",
+        seed: str | None = None,
     ) -> str:
-        """Send a body as it is (copies of received messages, replays, raw test bodies)."""
+        """Send a body as it is (copies of received messages, replays, raw test bodies).
+        Tracing on, the copy carries the current trace (or the one it carried already);
+        ``seed`` is a producer's trace id for a new one."""
         if not 0 <= delay <= 900:
             raise ValueError(f"DelaySeconds must be 0..900, got {delay}")
         target = self._of(lane)
         url = target.dlq_url if to_dlq else target.url
-        reply = await aws_call(
-            "SendMessage",
-            lambda: self._client.send_message(
-                QueueUrl=url, MessageBody=body, MessageAttributes=attributes, DelaySeconds=delay
-            ),
-        )
+        with producing(url.rsplit("/", 1)[-1], attributes, seed=seed):
+            reply = await aws_call(
+                "SendMessage",
+                lambda: self._client.send_message(
+                    QueueUrl=url,
+                    MessageBody=body,
+                    MessageAttributes=attributes,
+                    DelaySeconds=delay,
+                ),
+            )
         return str(reply["MessageId"])
 
     async def send_batch(
-        self, items: list[tuple[str, Attributes]], lane: LaneName = "standard"
+        self,
+        items: list[tuple[str, Attributes]],
+        lane: LaneName = "standard",
+        *,
+        seeds: list[str | None] | None = None,
     ) -> list[str]:
-        """Send up to 10 bodies in one call; raise if any entry failed."""
-        results = await self._send_entries(items, lane)
+        """Send up to 10 bodies in one call (a producer span each); raise if any failed."""
+        results = await self._send_entries(items, lane, seeds)
         failed = [r for r in results if isinstance(r, QueueUnavailable)]
         if failed:
             raise QueueUnavailable(
@@ -253,6 +267,7 @@ class QueueClient(QueueOperations):
         sent (too large; refused by SQS). Nothing raises for one entry's sake."""
         results: list[str | EnqueueRefused | QueueUnavailable] = []
         wired: list[tuple[int, tuple[LaneName, str, Attributes]]] = []
+        seeds = [_seed(envelope) for envelope in envelopes]
         for index, envelope in enumerate(envelopes):
             try:
                 wired.append((index, self._wire(envelope)))
@@ -263,7 +278,9 @@ class QueueClient(QueueOperations):
         for lane in dict.fromkeys(w[0] for _, w in wired):
             members = [(i, w) for i, w in wired if w[0] == lane]
             try:
-                sent = await self._send_entries([w[1:] for _, w in members], lane)
+                sent = await self._send_entries(
+                    [w[1:] for _, w in members], lane, [seeds[i] for i, _ in members]
+                )
             except QueueUnavailable as exc:
                 sent = [exc] * len(members)
             for (index, _), outcome in zip(members, sent, strict=True):
@@ -271,17 +288,24 @@ class QueueClient(QueueOperations):
         return results
 
     async def _send_entries(
-        self, items: list[tuple[str, Attributes]], lane: LaneName
+        self,
+        items: list[tuple[str, Attributes]],
+        lane: LaneName,
+        seeds: list[str | None] | None = None,
     ) -> list[str | QueueUnavailable]:
-        url = self._of(lane).url
+        target = self._of(lane)
         entries = [
             {"Id": str(i), "MessageBody": body, "MessageAttributes": attrs}
             for i, (body, attrs) in enumerate(items)
         ]
-        reply = await aws_call(
-            "SendMessageBatch",
-            lambda: self._client.send_message_batch(QueueUrl=url, Entries=entries),
-        )
+        with contextlib.ExitStack() as spans:
+            for i, (_, attrs) in enumerate(items):
+                seed = seeds[i] if seeds else None
+                spans.enter_context(producing(target.queue_name, attrs, seed=seed))
+            reply = await aws_call(
+                "SendMessageBatch",
+                lambda: self._client.send_message_batch(QueueUrl=target.url, Entries=entries),
+            )
         out: list[str | QueueUnavailable] = [
             QueueUnavailable("SendMessageBatch: no answer for this entry")
         ] * len(items)
@@ -301,3 +325,9 @@ class QueueClient(QueueOperations):
             message.body or " ", dict(list(attrs.items())[:10]), to_dlq=True, lane=message.lane
         )
         await self.delete(message)
+
+
+def _seed(envelope: Envelope) -> str | None:
+    """A producer's own trace id (the seed's ``traceContext``), to start its trace with."""
+    given = envelope.intent.trace_context
+    return given.trace_id if given is not None else None
