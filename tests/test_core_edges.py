@@ -284,3 +284,29 @@ def test_message_attributes_route_without_a_body_parse() -> None:
     # no made-up traceparent: a real one is added by the producer span when tracing is on
     # (tests/test_tracing.py), so untraced producers do not force sampling downstream
     assert "traceparent" not in message_attributes(Envelope.wrap(Intent.model_validate(BARE)))
+
+
+def test_a_dlq_copy_keeps_why_and_who_within_ten_attributes() -> None:
+    from worker.queue.messages import fit_attributes
+
+    names = [
+        "userId",
+        "tracestate",
+        "traceparent",
+        "intentType",
+        "priority",
+        "fleetSignature",
+        "sourceMessageId",
+        "errorClass",
+        "errorCode",
+        "errorMessage",
+        "extra",
+    ]
+    attrs = {n: {"DataType": "String", "StringValue": n} for n in names}
+    kept = fit_attributes(attrs, 9)
+    assert len(kept) == 9
+    assert {"errorClass", "errorCode", "errorMessage", "sourceMessageId"} <= set(kept)
+    assert {"intentType", "priority", "fleetSignature", "traceparent"} <= set(kept)
+    assert "tracestate" not in kept or "userId" not in kept
+    small = {"a": {"DataType": "String", "StringValue": "1"}}
+    assert fit_attributes(small) is small

@@ -130,6 +130,8 @@ def _inject(attributes: Attributes, context: Context | None) -> None:
     PROPAGATOR.inject(attributes, context=context, setter=_SETTER)
     if len(attributes) > SQS_MAX_ATTRIBUTES:  # tracestate is the one to give up
         attributes.pop("tracestate", None)
+    if len(attributes) > SQS_MAX_ATTRIBUTES:  # then the trace: the message matters more
+        attributes.pop("traceparent", None)
 
 
 @contextlib.contextmanager

@@ -27,11 +27,13 @@ from worker.errors import ConfigError, EnqueueRefused, QueueUnavailable
 from worker.observability.spans import producing
 from worker.queue.lanes import PRIORITY_LEVELS, Lane, open_lane
 from worker.queue.messages import (
+    SQS_MAX_ATTRIBUTES,
     Attributes,
     LaneName,
     QueueDepth,
     Received,
     attributes_of,
+    fit_attributes,
     sqs_safe,
 )
 from worker.queue.operators import QueueOperations
@@ -321,8 +323,10 @@ class QueueClient(QueueOperations):
         attrs = attributes_of(message)
         for name, value in reason.items():
             attrs[name] = {"DataType": "String", "StringValue": sqs_safe(value[:256]) or "-"}
+        # room for the traceparent the send adds when tracing is on
+        room = SQS_MAX_ATTRIBUTES - (0 if "traceparent" in attrs else 1)
         await self.send(
-            message.body or " ", dict(list(attrs.items())[:10]), to_dlq=True, lane=message.lane
+            message.body or " ", fit_attributes(attrs, room), to_dlq=True, lane=message.lane
         )
         await self.delete(message)
 
