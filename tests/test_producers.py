@@ -25,7 +25,7 @@ from worker.producer import Producer, SyncProducer, workflow_id_for
 from worker.providers import LLM
 from worker.providers.breaker import BreakerPolicy, CircuitBreaker
 from worker.providers.llm import Route
-from worker.queue import Received
+from worker.queue import Received, signing_key
 from worker.store import Store
 
 PROVIDERS = frozenset({"openai"})
@@ -38,7 +38,14 @@ LLM_OPENAI = LLM(
 
 def _decider() -> Decider:
     settings = load_settings(queue_name="agree", database_url="postgresql://x/y")
-    return Decider(settings, cast(Any, None), cast(Any, None), LLM_OPENAI, "t")
+    return Decider(
+        settings.consumer,
+        cast(Any, None),
+        cast(Any, None),
+        LLM_OPENAI,
+        "t",
+        signing_key=signing_key(settings),
+    )
 
 
 def _door(value: Any) -> tuple[str, str]:

@@ -16,7 +16,7 @@ from typing import Literal
 import structlog
 
 from handlers import HandlerContext, handler_for
-from worker.config import Settings
+from worker.config import ConsumerSettings
 from worker.consumer.outcomes import Parsed, Work, parent_of
 from worker.consumer.policy import retry_delay
 from worker.consumer.verdicts import (
@@ -37,7 +37,7 @@ from worker.errors import MalformedMessage, NotDue, StoreUnavailable, WorkerErro
 from worker.observability.spans import span
 from worker.observability.tracing import current_trace_id
 from worker.providers import LLM
-from worker.queue import QueueClient, Received, signing_key
+from worker.queue import QueueClient, Received
 from worker.sends import Sends
 from worker.store import Store, WorkflowRef
 
@@ -51,12 +51,14 @@ class Decider:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: ConsumerSettings,
         queue: QueueClient,
         store: Store,
         llm: LLM,
         owner: str,
         sends: Sends | None = None,
+        *,
+        signing_key: bytes = b"",
     ) -> None:
         self._settings = settings
         self._queue = queue
@@ -64,11 +66,11 @@ class Decider:
         self._llm = llm
         self._owner = owner
         self._sends = sends
-        self._signing_key = signing_key(settings)
+        self._signing_key = signing_key  # worker.queue.signing_key: internal messages' HMAC
 
     def queue_name_of(self, message: Received) -> str:
         lane = self._queue.lanes.get(message.lane)
-        return lane.queue_name if lane is not None else self._settings.queue_name
+        return lane.queue_name if lane is not None else self._queue.queue_name
 
     def max_receives_of(self, message: Received) -> int:
         return self._queue.max_receives_for(message.lane) or self._settings.max_receives

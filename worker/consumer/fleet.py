@@ -22,7 +22,7 @@ from typing import Any
 
 import structlog
 
-from worker.config import Settings
+from worker.config import ConsumerSettings
 from worker.consumer.fairness import Fairness, user_of
 from worker.consumer.heartbeat import Heartbeat
 from worker.consumer.policy import retry_delay
@@ -107,7 +107,7 @@ class Fleet:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: ConsumerSettings,
         queue: QueueClient,
         processor: Processor,
         heartbeat: Heartbeat,

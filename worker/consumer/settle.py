@@ -24,7 +24,7 @@ from collections.abc import Awaitable
 import structlog
 from opentelemetry.trace import SpanKind
 
-from worker.config import Settings
+from worker.config import ConsumerSettings
 from worker.consumer.outcomes import Outcome, Work, dead_letter_row, reason_of
 from worker.consumer.policy import retry_delay
 from worker.consumer.verdicts import (
@@ -53,7 +53,12 @@ class Settler:
     """Makes verdicts durable, store first, then queue."""
 
     def __init__(
-        self, settings: Settings, queue: QueueClient, store: Store, owner: str, costs: CostBuffer
+        self,
+        settings: ConsumerSettings,
+        queue: QueueClient,
+        store: Store,
+        owner: str,
+        costs: CostBuffer,
     ) -> None:
         self._settings = settings
         self._queue = queue
