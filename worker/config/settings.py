@@ -12,7 +12,6 @@ import difflib
 import json
 import os
 from collections.abc import Mapping
-from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -203,20 +202,18 @@ class Settings(BaseSettings):
             raise ValueError("delays must be >= 0 seconds")
         return value
 
-    # --- derived --------------------------------------------------------
+    # --- derived (from the groups, so each rule is written once) ------------
     @property
     def dead_letter_queue_name(self) -> str:
-        return self.dlq_name or f"{self.queue_name}-dlq"
+        return self.queue.dead_letter_queue_name
 
     @property
     def priority_lane_name(self) -> str | None:
-        if not self.priority_lanes:
-            return None
-        return self.priority_queue_name or f"{self.queue_name}-priority"
+        return self.queue.priority_lane_name
 
     @property
     def lease(self) -> int:
-        return self.lease_seconds or self.visibility_timeout
+        return self.consumer.lease
 
     def require_database_url(self) -> str:
         if self.database_url is None:
@@ -264,23 +261,23 @@ class Settings(BaseSettings):
         return self
 
     # --- groups: each component receives the one it needs ----------------
-    @cached_property
+    @property
     def queue(self) -> QueueSettings:
         return QueueSettings.model_validate(self._pick(QueueSettings))
 
-    @cached_property
+    @property
     def consumer(self) -> ConsumerSettings:
         return ConsumerSettings.model_validate(self._pick(ConsumerSettings))
 
-    @cached_property
+    @property
     def providers(self) -> ProviderSettings:
         return ProviderSettings.model_validate(self._pick(ProviderSettings))
 
-    @cached_property
+    @property
     def sends(self) -> SendSettings:
         return SendSettings.model_validate(self._pick(SendSettings))
 
-    @cached_property
+    @property
     def operations(self) -> OperationsSettings:
         return OperationsSettings.model_validate(self._pick(OperationsSettings))
 
