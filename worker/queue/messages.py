@@ -23,6 +23,13 @@ class Received:
     sent_at_ms: int
     attributes: dict[str, str] = field(default_factory=dict)
     lane: LaneName = "standard"
+    payload: str | None = None  # the body an S3 pointer body stands for, once fetched
+
+    @property
+    def content(self) -> str:
+        """What the message says: the fetched S3 payload of a pointer body, else the body.
+        Copies (requeues, DLQ moves) send ``body``, so a pointer stays a pointer."""
+        return self.body if self.payload is None else self.payload
 
     @property
     def identity(self) -> str:
