@@ -150,9 +150,8 @@ async def test_the_fleets_producer_sends_a_large_intent_as_a_pointer(
 
 
 async def test_a_pointer_to_a_missing_object_is_dead_lettered_naming_the_key(
-    large: Settings, raw: tuple[Any, Any]
+    large: Settings,
 ) -> None:
-    _, sqs = raw
     key = f"gone-{uuid.uuid4()}"
     async with queue_for(large) as queue:
         await queue.send(Pointer(large.payload_bucket or "", key).body(), {})
