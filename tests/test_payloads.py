@@ -20,7 +20,7 @@ from worker.errors import MalformedMessage, PayloadUnavailable
 from worker.ops.dlq import DlqWorkbench
 from worker.producer import Producer
 from worker.queue import Payloads, Pointer, pointer_of
-from worker.queue.payloads import LEGACY_POINTER_CLASS, POINTER_CLASS
+from worker.queue.payloads import LEGACY_POINTER_CLASS, POINTER_CLASS, pointer_in
 from worker.store import Store
 
 SIZE = 400_000
@@ -94,7 +94,9 @@ def test_pointer_bodies_are_recognized() -> None:
     legacy = json.dumps([LEGACY_POINTER_CLASS, {"s3BucketName": "b", "s3Key": "k"}])
     assert pointer_of(legacy) == Pointer("b", "k")
     for other in ('{"type": "x"}', "[1, 2]", '["a", {"s3Key": "k"}]', "[", "not json"):
-        assert pointer_of(other) is None
+        assert pointer_of(other) is None and pointer_in(other) is None
+    sns = json.dumps({"Type": "Notification", "MessageId": "m", "Message": body})
+    assert pointer_of(sns) is None and pointer_in(sns) == Pointer("b", "k")
     with pytest.raises(MalformedMessage, match="s3BucketName"):
         pointer_of(json.dumps([POINTER_CLASS, {"s3Key": "k"}]))
 
@@ -113,9 +115,19 @@ async def test_extended_client_pointers_complete_and_their_objects_are_deleted(
     envelope = {"version": 1, "workflowId": str(workflow), "intent": big_intent()}
     await extended_send(s3, sqs, large, json.dumps(envelope))
     await extended_send(s3, sqs, large, json.dumps(big_intent("u-legacy")), legacy=True)
-    assert len(await keys(s3, large.payload_bucket or "")) == 2
+    key = str(uuid.uuid4())  # the SNS extended client: the pointer is the notification's
+    await s3.put_object(Bucket=large.payload_bucket, Key=key, Body=json.dumps(big_intent()))
+    notification = {
+        "Type": "Notification",
+        "MessageId": str(uuid.uuid4()),
+        "TopicArn": "arn:aws:sns:us-east-1:000000000000:intents",
+        "Message": Pointer(large.payload_bucket or "", key).body(),
+    }
+    async with queue_for(large) as queue:
+        await queue.send(json.dumps(notification), {})
+    assert len(await keys(s3, large.payload_bucket or "")) == 3
     stats = await drain(large)
-    assert stats.outcomes == {"completed": 2}
+    assert stats.outcomes == {"completed": 3}
     row = await store.workflow(str(workflow))
     assert row is not None and row["status"] == "completed"
     assert await keys(s3, large.payload_bucket or "") == []

@@ -43,7 +43,7 @@ from worker.errors import (
     WorkerError,
 )
 from worker.providers import LLM
-from worker.queue import QueueClient, Received, pointer_of, signing_key
+from worker.queue import QueueClient, Received, signing_key
 from worker.sends import Sends
 from worker.store import Store, WorkflowRef
 
@@ -76,14 +76,14 @@ class Decider:
         return self._queue.max_receives_for(message.lane) or self._settings.max_receives
 
     async def load(self, message: Received) -> Received | DeadLetter | Unsaved:
-        """A body that is an S3 pointer (AWS's extended client format) with its payload
-        fetched (``Received.content``); any other body as it is. A missing object is
-        malformed (the reason names it); S3 not answering brings the message back later."""
+        """A body that is an S3 pointer (AWS's extended client format; also as an SNS
+        notification's Message) with its payload fetched (``Received.content``); any
+        other body as it is. A missing object is malformed (the reason names it); S3 not
+        answering brings the message back later."""
+        if "S3Pointer" not in message.body:
+            return message
         try:
-            pointer = pointer_of(message.body)
-            if pointer is None:
-                return message
-            payload = await self._queue.payloads.fetch(pointer)
+            payload = await self._queue.payloads.resolve(message.body)
         except MalformedMessage as exc:
             log.warning(
                 "message_malformed",
@@ -95,7 +95,7 @@ class Decider:
         except PayloadUnavailable as exc:
             log.warning("payload_unavailable", message_id=message.identity, error=str(exc))
             return Unsaved(message)
-        return dataclasses.replace(message, payload=payload)
+        return message if payload is None else dataclasses.replace(message, payload=payload)
 
     def decode(self, message: Received) -> Parsed | DeadLetter:
         """Parse the body and find its handler; anything we cannot serve is malformed."""

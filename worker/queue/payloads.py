@@ -49,6 +49,7 @@ __all__ = [
     "Payloads",
     "Pointer",
     "encode_body",
+    "pointer_in",
     "pointer_of",
 ]
 
@@ -99,6 +100,22 @@ def pointer_of(body: str) -> Pointer | None:
 
 
 _CLASSES = (POINTER_CLASS, LEGACY_POINTER_CLASS)
+POINTER_CLASS_MARK = "S3Pointer"  # in both class names: a cheap test before parsing
+
+
+def pointer_in(body: str) -> Pointer | None:
+    """The S3 pointer a body is, or carries as an SNS notification's ``Message``."""
+    pointer = pointer_of(body)
+    if pointer is not None or POINTER_CLASS_MARK not in body:
+        return pointer
+    try:
+        wrapper = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    if not (isinstance(wrapper, dict) and wrapper.get("Type") == "Notification"):
+        return None
+    inner = wrapper.get("Message")
+    return pointer_of(inner) if isinstance(inner, str) else None
 
 
 def encode_body(envelope: Envelope, max_message_bytes: int, *, bucket: str | None) -> str:
@@ -189,6 +206,18 @@ class Payloads:
             raise _translate(exc, "CreateBucket", where) from exc
         return "created"
 
+    async def resolve(self, body: str) -> str | None:
+        """The body with its S3 payload in place, or None when it points at nothing: a
+        pointer body becomes the object; an SNS notification (raw delivery off) whose
+        ``Message`` is a pointer (the SNS extended client) gets the object as ``Message``."""
+        pointer = pointer_in(body)
+        if pointer is None:
+            return None
+        payload = await self.fetch(pointer)
+        if pointer_of(body) is not None:
+            return payload
+        return json.dumps({**json.loads(body), "Message": payload})
+
     async def fetch(self, pointer: Pointer) -> str:
         """The body an S3 pointer stands for."""
         try:
@@ -238,7 +267,7 @@ class Payloads:
         deleted). A failure is logged, not raised: what is left is storage, not work
         (the bucket's lifecycle rule removes it; infra/cloudformation)."""
         try:
-            pointer = pointer_of(message.body)
+            pointer = pointer_in(message.body)
         except MalformedMessage:
             return False
         if pointer is None:
