@@ -13,13 +13,13 @@ import pytest
 
 from devstack import FakeGateway, FakeLLM
 from tests.producer_corpus import CORPUS, seed_intents
-from tests.support import Factory, drain, env_for, fleet, queue_for
+from tests.support import Factory, drain, env_for, fleet, query, queue_for
 from worker.config import load_settings
 from worker.consumer.decide import Decider
 from worker.consumer.outcomes import Parsed
 from worker.contract import Envelope, Intent, json_schema, served
 from worker.contract.door import unwrap
-from worker.errors import DeadlineExceeded, EnqueueRefused, ProviderRejected
+from worker.errors import DeadlineExceeded, EnqueueRefused, PermanentError
 from worker.ops.enqueue import envelope_from_json
 from worker.producer import Producer, SyncProducer, workflow_id_for
 from worker.providers import LLM
@@ -56,7 +56,7 @@ def _worker(decider: Decider, value: Any) -> tuple[str, str]:
         intent = verdict.envelope.intent
         try:  # the worker's provider check, made before any LLM call
             LLM_OPENAI.order(intent.type, intent.force_provider)
-        except ProviderRejected as exc:
+        except PermanentError as exc:
             return exc.code, str(exc)
         return "ok", ""
     error = cast(Any, verdict).error
@@ -149,7 +149,8 @@ async def test_seed_style_intents_complete(
             await queue.send_envelopes(envelopes[start : start + 10])
     stats = await drain(settings)
     ids = [str(e.workflow_id) for e in envelopes]
-    rows = await store.fetch(
+    rows = await query(
+        store,
         "SELECT type, status, count(*) AS n FROM workflows WHERE id::text = ANY(%s)"
         " GROUP BY type, status",
         (ids,),
@@ -204,11 +205,11 @@ async def test_a_forged_internal_message_causes_nothing(
     stats = await drain(settings)
     assert stats.outcomes == {"malformed": 2}
     assert fake_llm.requests == calls and len(gateway.deliveries) == deliveries
-    rows = await store.fetch(
-        "SELECT error_code FROM dead_letters WHERE message_id = ANY(%s)", (ids,)
+    rows = await query(
+        store, "SELECT error_code FROM dead_letters WHERE message_id = ANY(%s)", (ids,)
     )
     assert [r["error_code"] for r in rows] == ["unknown_intent"] * 2
-    spent = await store.fetch("SELECT id FROM llm_calls WHERE user_id = %s", (creator,))
+    spent = await query(store, "SELECT id FROM llm_calls WHERE user_id = %s", (creator,))
     assert spent == []
 
 
