@@ -26,6 +26,7 @@ import click
 from devstack.demo import DEMO_KEY, StackUrls, local_stack
 from worker.commands.common import console, errors, friendly, run_async
 from worker.config import load_settings
+from worker.errors import PayloadUnavailable
 from worker.queue import Payloads, QueueSpec, create_queues
 from worker.store import migrate
 
@@ -143,10 +144,16 @@ async def _prepare(values: dict[str, str]) -> None:
     await create_queues(
         QueueSpec.from_settings(settings), endpoint=settings.sqs_endpoint_url, region="us-east-1"
     )
-    async with Payloads(
-        values["FLEET_PAYLOAD_BUCKET"], endpoint=values["AWS_ENDPOINT_URL_S3"], region="us-east-1"
-    ) as payloads:
-        await payloads.ensure_bucket(create=True)
+    try:
+        async with Payloads(
+            values["FLEET_PAYLOAD_BUCKET"],
+            endpoint=values["AWS_ENDPOINT_URL_S3"],
+            region="us-east-1",
+        ) as payloads:
+            await payloads.ensure_bucket(create=True)
+    except PayloadUnavailable as exc:  # an SQS-only endpoint (ElasticMQ): no large bodies
+        errors.print(f"[yellow]no payload bucket ({exc}); bodies over the limit are refused[/]")
+        del values["FLEET_PAYLOAD_BUCKET"], values["AWS_ENDPOINT_URL_S3"]
     await migrate(values["DATABASE_URL"])
 
 
