@@ -3,15 +3,16 @@
 `fleet dev up` starts LocalStack (unless AWS_ENDPOINT_URL_SQS names an SQS),
 PostgreSQL (a scratch database on DATABASE_URL / TEST_DATABASE_URL, else an
 embedded server), the fake OpenAI and Azure OpenAI and the fake send gateway;
-creates the queues, migrates, prints `export` lines (and writes them to a file
-to `source`), and stays up until Ctrl-C or SIGTERM. `--detach` runs the same in
-the background; `fleet dev down` stops it.
+creates the queues and the payload bucket (LocalStack's S3), migrates, prints
+`export` lines (and writes them to a file to `source`), and stays up until Ctrl-C
+or SIGTERM. `--detach` runs the same in the background; `fleet dev down` stops it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -25,10 +26,11 @@ import click
 from devstack.demo import DEMO_KEY, StackUrls, local_stack
 from worker.commands.common import console, errors, friendly, run_async
 from worker.config import load_settings
-from worker.queue import QueueSpec, create_queues
+from worker.errors import PayloadUnavailable
+from worker.queue import Payloads, QueueSpec, create_queues
 from worker.store import migrate
 
-__all__ = ["dev", "exports"]
+__all__ = ["dev", "exports", "payload_bucket"]
 
 STATE = Path(".fleet-local")
 ENV_FILE = STATE / "env"
@@ -51,9 +53,17 @@ def exports(urls: StackUrls, queue_name: str) -> dict[str, str]:
         "AZURE_OPENAI_API_KEY": DEMO_KEY,
         "AZURE_OPENAI_DEPLOYMENT": "gpt-4o",
         "FLEET_QUEUE_NAME": queue_name,
+        "AWS_ENDPOINT_URL_S3": os.environ.get("AWS_ENDPOINT_URL_S3") or urls.sqs_endpoint,
+        "FLEET_PAYLOAD_BUCKET": payload_bucket(queue_name),
         "FLEET_SEND_GATEWAY_URL": urls.gateway_url,
         "FLEET_SEND_GATEWAY_TOKEN": DEMO_KEY,
     }
+
+
+def payload_bucket(queue_name: str) -> str:
+    """A valid S3 bucket name for this queue's bodies sent as pointers."""
+    name = re.sub(r"[^a-z0-9-]+", "-", queue_name.lower()).strip("-")[:50] or "fleet"
+    return f"{name}-payloads"
 
 
 @click.group()
@@ -134,6 +144,16 @@ async def _prepare(values: dict[str, str]) -> None:
     await create_queues(
         QueueSpec.from_settings(settings), endpoint=settings.sqs_endpoint_url, region="us-east-1"
     )
+    try:
+        async with Payloads(
+            values["FLEET_PAYLOAD_BUCKET"],
+            endpoint=values["AWS_ENDPOINT_URL_S3"],
+            region="us-east-1",
+        ) as payloads:
+            await payloads.ensure_bucket(create=True)
+    except PayloadUnavailable as exc:  # an SQS-only endpoint (ElasticMQ): no large bodies
+        errors.print(f"[yellow]no payload bucket ({exc}); bodies over the limit are refused[/]")
+        del values["FLEET_PAYLOAD_BUCKET"], values["AWS_ENDPOINT_URL_S3"]
     await migrate(values["DATABASE_URL"])
 
 

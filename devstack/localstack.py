@@ -67,7 +67,7 @@ class LocalStack:
             "LOCALSTACK_VOLUME_DIR": str(self._dir / "volume"),
             "GATEWAY_LISTEN": f"127.0.0.1:{self.port}",
             "DNS_ADDRESS": "0",
-            "SERVICES": "sqs,cloudwatch,cloudformation",
+            "SERVICES": "sqs,s3,cloudwatch,cloudformation",  # s3: bodies sent as pointers
             "DISABLE_EVENTS": "1",
             "SKIP_SSL_CERT_DOWNLOAD": "1",
             "SQS_ENDPOINT_STRATEGY": "path",

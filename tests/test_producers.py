@@ -156,7 +156,8 @@ async def test_seed_style_intents_complete(
             await queue.send_envelopes(envelopes[start : start + 10])
     stats = await drain(settings)
     ids = [str(e.workflow_id) for e in envelopes]
-    rows = await query(store,
+    rows = await query(
+        store,
         "SELECT type, status, count(*) AS n FROM workflows WHERE id::text = ANY(%s)"
         " GROUP BY type, status",
         (ids,),
@@ -211,8 +212,8 @@ async def test_a_forged_internal_message_causes_nothing(
     stats = await drain(settings)
     assert stats.outcomes == {"malformed": 2}
     assert fake_llm.requests == calls and len(gateway.deliveries) == deliveries
-    rows = await query(store,
-        "SELECT error_code FROM dead_letters WHERE message_id = ANY(%s)", (ids,)
+    rows = await query(
+        store, "SELECT error_code FROM dead_letters WHERE message_id = ANY(%s)", (ids,)
     )
     assert [r["error_code"] for r in rows] == ["unknown_intent"] * 2
     spent = await query(store, "SELECT id FROM llm_calls WHERE user_id = %s", (creator,))

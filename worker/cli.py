@@ -149,14 +149,26 @@ def queues() -> None:
 @queues.command("create")
 @friendly
 def queues_create() -> None:
-    """Create (or update) the work queue and its DLQ with a RedrivePolicy. Idempotent."""
-    from worker.queue import QueueSpec, create_queues
+    """Create (or update) the work queue and its DLQ with a RedrivePolicy. Idempotent.
+
+    With FLEET_PAYLOAD_BUCKET set, the payload bucket is created too when S3 is a local
+    endpoint (AWS_ENDPOINT_URL_S3); in AWS it comes from the CloudFormation template."""
+    from worker.queue import Payloads, QueueSpec, create_queues
 
     s = _settings()
     spec = QueueSpec.from_settings(s)
     urls = _run(create_queues(spec, endpoint=s.sqs_endpoint_url, region=s.aws_region))
     for name, value in urls.items():
         console.print(f"{name}: {value}")
+    if s.payload_bucket:
+
+        async def bucket() -> str:
+            async with Payloads(
+                s.payload_bucket, endpoint=s.s3_endpoint_url, region=s.aws_region
+            ) as payloads:
+                return await payloads.ensure_bucket(create=s.s3_endpoint_url is not None)
+
+        console.print(f"payload_bucket: {s.payload_bucket} ({_run(bucket())})")
 
 
 @main.command()

@@ -20,6 +20,7 @@ are what an outbound HTTP call (an LLM provider, the send gateway) can meet;
     │   ├── CircuitOpen             the breaker refused the call: none was made
     │   ├── DeadlineExceeded        the workflow ran out of time
     │   ├── QueueUnavailable
+    │   ├── PayloadUnavailable      S3 (bodies sent as pointers) did not answer
     │   ├── StoreUnavailable
     │   └── LeaseHeld               another worker is running this workflow
     └── PermanentError              retrying cannot help: DLQ at once
@@ -41,6 +42,7 @@ __all__ = [
     "LeaseHeld",
     "MalformedMessage",
     "NotDue",
+    "PayloadUnavailable",
     "PermanentError",
     "QueueUnavailable",
     "RetryableError",
@@ -151,6 +153,12 @@ class DeadlineExceeded(RetryableError):
 
 class QueueUnavailable(RetryableError):
     code = "queue_unavailable"
+
+
+class PayloadUnavailable(RetryableError):
+    """S3, where bodies over the queue's limit travel (``worker.queue.payloads``), failed."""
+
+    code = "payload_unavailable"
 
 
 class StoreUnavailable(RetryableError):

@@ -143,10 +143,11 @@ def enqueue(
         envelopes = [envelope_from_json(_json_arg(raw, "--intent"), providers)]
     else:
         envelopes = [envelope_from_json(_intent_from_flags(flags, send), providers)]
-    from worker.contract import encode_envelope
+    from worker.queue import encode_body
 
-    for envelope in envelopes:
-        encode_envelope(envelope, settings.max_message_bytes)  # size check before any send
+    for envelope in envelopes:  # size check before any send (a body over the queue's limit
+        # is accepted when it can travel as an S3 pointer: FLEET_PAYLOAD_BUCKET)
+        encode_body(envelope, settings.max_message_bytes, bucket=settings.payload_bucket)
     sent: list[tuple[str | None, str]] = [
         (
             None,

@@ -34,6 +34,8 @@ class QueueSettings(_Group):
     priority_queue_name: str | None
     priority_weight: float
     visibility_timeout: int
+    payload_bucket: str | None
+    s3_endpoint_url: str | None
 
     @property
     def dead_letter_queue_name(self) -> str:

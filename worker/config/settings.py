@@ -101,6 +101,12 @@ class Settings(BaseSettings):
     priority_lanes: bool = True
     priority_queue_name: str | None = Field(None, description="default: <queue_name>-priority")
     priority_weight: float = Field(0.9, ge=0, le=1)
+    payload_bucket: str | None = Field(
+        None, min_length=3, max_length=63, description="S3 bucket of bodies over the limit"
+    )
+    s3_endpoint_url: str | None = Field(
+        None, validation_alias=AliasChoices("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+    )
 
     # --- consumer -------------------------------------------------------
     concurrency: int = Field(64, ge=1, le=10_000)

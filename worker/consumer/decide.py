@@ -1,4 +1,5 @@
-"""Decide what happens to a message: decode, resolve the handler, claim, run.
+"""Decide what happens to a message: load (an S3 pointer body's payload), decode,
+resolve the handler, claim, run.
 
 Every step returns a verdict VALUE (``verdicts``) instead of acting on the queue
 or the store's outcome tables; ``settle`` makes the verdict durable. A handler's
@@ -8,6 +9,7 @@ exception becomes a verdict through the one table in ``verdicts.RULINGS``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import uuid
 from datetime import UTC, datetime
@@ -33,7 +35,13 @@ from worker.consumer.verdicts import (
 )
 from worker.contract import INTERNAL_TYPES, Envelope, Intent, parse_message
 from worker.contract.signing import SIGNATURE_ATTRIBUTE, verify
-from worker.errors import MalformedMessage, NotDue, StoreUnavailable, WorkerError
+from worker.errors import (
+    MalformedMessage,
+    NotDue,
+    PayloadUnavailable,
+    StoreUnavailable,
+    WorkerError,
+)
 from worker.observability.spans import span
 from worker.observability.tracing import current_trace_id
 from worker.providers import LLM
@@ -75,13 +83,35 @@ class Decider:
     def max_receives_of(self, message: Received) -> int:
         return self._queue.max_receives_for(message.lane) or self._settings.max_receives
 
+    async def load(self, message: Received) -> Received | DeadLetter | Unsaved:
+        """A body that is an S3 pointer (AWS's extended client format; also as an SNS
+        notification's Message) with its payload fetched (``Received.content``); any
+        other body as it is. A missing object is malformed (the reason names it); S3 not
+        answering brings the message back later."""
+        if "S3Pointer" not in message.body:
+            return message
+        try:
+            payload = await self._queue.payloads.resolve(message.body)
+        except MalformedMessage as exc:
+            log.warning(
+                "message_malformed",
+                message_id=message.identity,
+                error_code=exc.code,
+                error=str(exc),
+            )
+            return DeadLetter(message, None, "malformed", exc)
+        except PayloadUnavailable as exc:
+            log.warning("payload_unavailable", message_id=message.identity, error=str(exc))
+            return Unsaved(message)
+        return message if payload is None else dataclasses.replace(message, payload=payload)
+
     def decode(self, message: Received) -> Parsed | DeadLetter:
         """Parse the body and find its handler; anything we cannot serve is malformed."""
         try:
             trusted = verify(
-                message.body, message.attributes.get(SIGNATURE_ATTRIBUTE), self._signing_key
+                message.content, message.attributes.get(SIGNATURE_ATTRIBUTE), self._signing_key
             )
-            envelope = parse_message(message.body, message.identity, trusted=trusted)
+            envelope = parse_message(message.content, message.identity, trusted=trusted)
             handler = handler_for(envelope.intent.type)
         except MalformedMessage as exc:
             log.warning(

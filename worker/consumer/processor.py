@@ -66,7 +66,10 @@ class Processor:
         await self._settler.drain()
 
     async def _process(self, message: Received) -> Outcome:
-        parsed = self._decider.decode(message)
+        loaded = await self._decider.load(message)  # an S3 pointer body's payload
+        if not isinstance(loaded, Received):
+            return await self._settle(loaded)
+        parsed = self._decider.decode(loaded)
         if isinstance(parsed, DeadLetter):
             return await self._settle(parsed)
         ref = parsed.ref

@@ -9,6 +9,10 @@
 * Duplicate   deleted; Held: hidden until the other worker's lease ends;
 * Unsaved     nothing could be written: visible again after a backoff.
 
+A message whose body is an S3 pointer (``worker.queue.payloads``) has its object
+deleted once the message is: after a completion or a duplicate only. A dead
+letter keeps it (the DLQ copy points at it, for replay); the DLQ purge deletes it.
+
 The caller shields settling from cancellation. A verdict whose store write
 failed is never acknowledged: the message comes back (outcome ``unsaved``), and
 the attempt's cost rows wait in the ``CostBuffer`` (spent is spent). Deletes do
@@ -78,7 +82,7 @@ class Settler:
             case Postpone():
                 return await self._postpone(verdict.work, verdict.seconds)
             case Duplicate():
-                self._ack(verdict.message)
+                self._ack(verdict.message, settled=True)
                 return "duplicate"
             case Held():
                 hide = math.ceil(verdict.seconds) + 1
@@ -109,7 +113,7 @@ class Settler:
             calls=len(work.session.calls),
             cost_usd=float(sum(c.cost_usd for c in work.session.calls)),
         )
-        self._ack(work.message)
+        self._ack(work.message, settled=True)
         return "completed"
 
     async def _retry(self, verdict: Retry) -> Outcome:
@@ -244,12 +248,19 @@ class Settler:
         await self._quiet(self._queue.set_visibility(message, math.ceil(delay)))
         return "unsaved"
 
-    def _ack(self, message: Received) -> None:
+    def _ack(self, message: Received, *, settled: bool = False) -> None:
         """Delete, without holding the handler's slot while the delete batch fills: the
-        outcome is durable already, and a lost delete is a redelivery the ledger answers."""
-        task = asyncio.create_task(self._quiet(self._queue.delete(message)))
+        outcome is durable already, and a lost delete is a redelivery the ledger answers.
+        ``settled``: the workflow is done, so an S3 payload it points at goes too."""
+        task = asyncio.create_task(self._delete(message, settled))
         self._acks.add(task)
         task.add_done_callback(self._acks.discard)
+
+    async def _delete(self, message: Received, settled: bool) -> bool:
+        deleted = await self._quiet(self._queue.delete(message))
+        if deleted and settled:
+            await self._quiet(self._queue.payloads.discard(message))
+        return deleted
 
     async def _quiet(self, operation: Awaitable[object]) -> bool:
         """Queue bookkeeping that may fail: log it; SQS redelivers and the ledger dedups."""

@@ -115,14 +115,24 @@ class Envelope(_Wire):
         return given or self.workflow_id.hex
 
 
-def encode_envelope(envelope: Envelope, max_bytes: int) -> str:
-    """The wire body; refuse it if SQS would (size) with a clear message."""
+TOO_LARGE_HINT = (
+    "(FLEET_MAX_MESSAGE_BYTES); set FLEET_PAYLOAD_BUCKET to send larger bodies as S3 pointers"
+)
+
+
+def encode_envelope(
+    envelope: Envelope,
+    max_bytes: int,
+    *,
+    limit: str = "the queue's limit",
+    hint: str = TOO_LARGE_HINT,
+) -> str:
+    """The wire body; refuse it (size over ``max_bytes``, ``limit`` names it) clearly."""
     body = envelope.model_dump_json(by_alias=True, exclude_none=True)
     size = len(body.encode())
     if size > max_bytes:
         raise EnqueueRefused(
-            f"message body is {size} bytes, over the queue's limit of {max_bytes} bytes "
-            f"(FLEET_MAX_MESSAGE_BYTES); send large payloads by reference",
+            f"message body is {size} bytes, over {limit} of {max_bytes} bytes {hint}",
             code="too_large",
         )
     return body

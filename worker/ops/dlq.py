@@ -203,6 +203,7 @@ class DlqWorkbench:
     async def purge(self, entries: list[DlqEntry]) -> int:
         for entry in entries:
             await self._queue.dlq_delete(entry.message)
+            await self._queue.payloads.discard(entry.message)  # an S3 pointer's object
         return len(entries)
 
     async def native_replay(

@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from worker.config import Settings
-from worker.contract import Envelope, admit, encode_envelope
+from worker.contract import Envelope, admit
 from worker.errors import EnqueueRefused, MalformedMessage
-from worker.queue import LaneName, QueueClient
+from worker.queue import LaneName, QueueClient, encode_body
 
 __all__ = [
     "EnqueueLine",
@@ -94,9 +94,10 @@ async def enqueue_envelopes(
 ) -> list[str]:
     """Send every envelope (batches of 10 per lane, ``parallel`` batches at once) through
     ``QueueClient.send_envelopes``; return message ids. Every body is size-checked (against
-    the queue client's ``max_message_bytes``) before the first is sent."""
+    the queue client's ``max_message_bytes``, or what may go as an S3 pointer when it has a
+    payload bucket) before the first is sent."""
     for env in envelopes:
-        encode_envelope(env, queue.max_message_bytes)
+        encode_body(env, queue.max_message_bytes, bucket=queue.payloads.bucket)
     by_lane: dict[LaneName, list[int]] = {}
     for index, env in enumerate(envelopes):
         by_lane.setdefault(queue.lane_for(env.intent.priority), []).append(index)

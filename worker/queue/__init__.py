@@ -10,15 +10,20 @@ from worker.queue.client import (
     signing_key,
     sqs_client,
 )
+from worker.queue.payloads import Payloads, Pointer, encode_body, pointer_of
 
 __all__ = [
     "LaneName",
+    "Payloads",
+    "Pointer",
     "QueueClient",
     "QueueDepth",
     "QueueSpec",
     "Received",
     "attributes_of",
     "create_queues",
+    "encode_body",
+    "pointer_of",
     "signing_key",
     "sqs_client",
 ]

@@ -5,7 +5,9 @@ a priority lane (``<queue>-priority`` and its DLQ) for ``critical``/``high``
 intents. Every received message remembers its lane, so deletes, visibility
 changes and DLQ moves go to the queue it came from. An envelope is put on a
 queue in one place, ``send_envelope`` (and ``send_envelopes`` for batches):
-it picks the lane, the attributes and enforces the size limit.
+it picks the lane, the attributes and enforces the size limit; a body over the
+queue's limit goes to S3 and travels as a pointer when ``FLEET_PAYLOAD_BUCKET`` is set
+(``payloads``: the format of AWS's SQS extended client libraries).
 
 botocore errors are translated by ``worker.aws`` into ``QueueUnavailable``
 (retryable) or ``ConfigError`` (a queue that does not exist). Operator calls
@@ -21,9 +23,15 @@ import structlog
 
 from worker.aws import aws_call, aws_client
 from worker.config import Settings
-from worker.contract import INTERNAL_TYPES, Envelope, encode_envelope, message_attributes
+from worker.contract import INTERNAL_TYPES, Envelope, message_attributes
 from worker.contract.signing import SIGNATURE_ATTRIBUTE, derive_key, sign
-from worker.errors import ConfigError, EnqueueRefused, QueueUnavailable
+from worker.errors import (
+    ConfigError,
+    EnqueueRefused,
+    PayloadUnavailable,
+    QueueUnavailable,
+    WorkerError,
+)
 from worker.observability.spans import producing
 from worker.queue.lanes import PRIORITY_LEVELS, Lane, open_lane
 from worker.queue.messages import (
@@ -34,9 +42,11 @@ from worker.queue.messages import (
     Received,
     attributes_of,
     fit_attributes,
+    signing_key,
     sqs_safe,
 )
 from worker.queue.operators import QueueOperations
+from worker.queue.payloads import Payloads, encode_body
 
 __all__ = [
     "LaneName",
@@ -57,13 +67,6 @@ def sqs_client(endpoint: str | None, region: str, *, pool: int = 50) -> Any:
     return aws_client("sqs", endpoint, region, pool=pool)
 
 
-def signing_key(settings: Settings) -> bytes:
-    """The key of the fleet's signature on internal messages (``worker.contract.signing``)."""
-    secret = settings.internal_key.get_secret_value() if settings.internal_key else None
-    url = settings.database_url.get_secret_value() if settings.database_url else None
-    return derive_key(secret, url, settings.queue_name)
-
-
 class QueueClient(QueueOperations):
     """The work queue(s) and DLQ(s). ``async with QueueClient(...) as queue``."""
 
@@ -78,6 +81,8 @@ class QueueClient(QueueOperations):
         priority_name: str | None = None,
         max_message_bytes: int = DEFAULT_MAX_BYTES,
         signing_key: bytes = b"",
+        payload_bucket: str | None = None,
+        s3_endpoint: str | None = None,
     ) -> None:
         self.queue_name = queue_name
         self.dlq_name = dlq_name
@@ -90,6 +95,7 @@ class QueueClient(QueueOperations):
         self._stack: contextlib.AsyncExitStack | None = None
         self._client: Any = None
         self.lanes: dict[LaneName, Lane] = {}
+        self.payloads = Payloads(payload_bucket, endpoint=s3_endpoint, region=region)
 
     @classmethod
     def from_settings(cls, settings: Settings, pool: int = 50) -> QueueClient:
@@ -102,6 +108,8 @@ class QueueClient(QueueOperations):
             priority_name=settings.priority_lane_name,
             max_message_bytes=settings.max_message_bytes,
             signing_key=signing_key(settings),
+            payload_bucket=settings.payload_bucket,
+            s3_endpoint=settings.s3_endpoint_url,
         )
 
     async def open(self) -> None:
@@ -111,6 +119,7 @@ class QueueClient(QueueOperations):
         )
         self._stack = stack
         try:
+            await stack.enter_async_context(self.payloads)
             self.lanes["standard"] = await open_lane(
                 self._client, "standard", self.queue_name, self.dlq_name
             )
@@ -191,12 +200,12 @@ class QueueClient(QueueOperations):
     async def send_envelope(self, envelope: Envelope, delay: int = 0) -> str:
         """Put an intent on the queue: its lane by priority, routing and trace attributes,
         refused (``EnqueueRefused``) over the queue's size limit. Returns the MessageId."""
-        lane, body, attributes = self._wire(envelope)
+        lane, body, attributes = await self._wire(envelope)
         return await self.send(body, attributes, delay=delay, lane=lane, seed=_seed(envelope))
 
     async def send_envelopes(self, envelopes: list[Envelope]) -> list[str]:
         """``send_envelope`` for up to 10 envelopes, one batch call per lane among them."""
-        wired = [self._wire(envelope) for envelope in envelopes]
+        wired = [await self._wire(envelope) for envelope in envelopes]
         ids = [""] * len(wired)
         for lane in dict.fromkeys(lane for lane, _, _ in wired):
             members = [i for i, (of, _, _) in enumerate(wired) if of == lane]
@@ -207,14 +216,16 @@ class QueueClient(QueueOperations):
                 ids[member] = message_id
         return ids
 
-    def _wire(self, envelope: Envelope) -> tuple[LaneName, str, Attributes]:
-        body = encode_envelope(envelope, self.max_message_bytes)
+    async def _wire(self, envelope: Envelope) -> tuple[LaneName, str, Attributes]:
+        """Lane, body and attributes; a body over the limit put in S3 (a pointer body)."""
+        body = encode_body(envelope, self.max_message_bytes, bucket=self.payloads.bucket)
         attributes = message_attributes(envelope)
-        if envelope.intent.type in INTERNAL_TYPES:
+        if envelope.intent.type in INTERNAL_TYPES:  # signed as the worker will read it
             attributes[SIGNATURE_ATTRIBUTE] = {
                 "DataType": "String",
                 "StringValue": sign(body, self._signing_key),
             }
+        body, attributes = await self.payloads.place(body, attributes, self.max_message_bytes)
         return self.lane_for(envelope.intent.priority), body, attributes
 
     async def send(
@@ -262,18 +273,16 @@ class QueueClient(QueueOperations):
             )
         return [str(r) for r in results]
 
-    async def send_envelopes_each(
-        self, envelopes: list[Envelope]
-    ) -> list[str | EnqueueRefused | QueueUnavailable]:
+    async def send_envelopes_each(self, envelopes: list[Envelope]) -> list[str | WorkerError]:
         """``send_envelopes`` reporting per entry: a MessageId, or why that entry was not
-        sent (too large; refused by SQS). Nothing raises for one entry's sake."""
-        results: list[str | EnqueueRefused | QueueUnavailable] = []
+        sent (too large; S3 or SQS refused it). Nothing raises for one entry's sake."""
+        results: list[str | WorkerError] = []
         wired: list[tuple[int, tuple[LaneName, str, Attributes]]] = []
         seeds = [_seed(envelope) for envelope in envelopes]
         for index, envelope in enumerate(envelopes):
             try:
-                wired.append((index, self._wire(envelope)))
-            except EnqueueRefused as exc:
+                wired.append((index, await self._wire(envelope)))
+            except (EnqueueRefused, PayloadUnavailable) as exc:
                 results.append(exc)
                 continue
             results.append("")

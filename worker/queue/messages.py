@@ -6,6 +6,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from worker.config import Settings
+from worker.contract.signing import derive_key
+
 __all__ = [
     "KEEP_FIRST",
     "SQS_MAX_ATTRIBUTES",
@@ -15,6 +18,7 @@ __all__ = [
     "Received",
     "attributes_of",
     "fit_attributes",
+    "signing_key",
     "sqs_safe",
 ]
 
@@ -33,6 +37,13 @@ class Received:
     sent_at_ms: int
     attributes: dict[str, str] = field(default_factory=dict)
     lane: LaneName = "standard"
+    payload: str | None = None  # the body an S3 pointer body stands for, once fetched
+
+    @property
+    def content(self) -> str:
+        """What the message says: the fetched S3 payload of a pointer body, else the body.
+        Copies (requeues, DLQ moves) send ``body``, so a pointer stays a pointer."""
+        return self.body if self.payload is None else self.payload
 
     @property
     def identity(self) -> str:
@@ -109,3 +120,10 @@ def attributes_of(message: Received) -> Attributes:
     }
     attrs["sourceMessageId"] = {"DataType": "String", "StringValue": message.identity}
     return attrs
+
+
+def signing_key(settings: Settings) -> bytes:
+    """The key of the fleet's signature on internal messages (``worker.contract.signing``)."""
+    secret = settings.internal_key.get_secret_value() if settings.internal_key else None
+    url = settings.database_url.get_secret_value() if settings.database_url else None
+    return derive_key(secret, url, settings.queue_name)
