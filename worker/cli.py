@@ -47,6 +47,8 @@ class FleetGroup(click.Group):
 
 def _plugins() -> list[EntryPoint]:
     return list(entry_points(group=PLUGINS))
+
+
 _settings = settings_from_env
 _run = run_async
 
