@@ -3,14 +3,34 @@ and exact, one JSON convention, one-line errors, a status that answers questions
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import subprocess
 import time
+from decimal import Decimal
+from typing import Any
 
-from tests.support import FLEET, Factory, dead_letter, dlq_json, env_for, fleet, queue_for
+import pytest
+from rich.console import Console
+
+from devstack.localstack import free_port
+from tests.support import (
+    FLEET,
+    Factory,
+    dead_letter,
+    dlq_json,
+    drain,
+    env_for,
+    envelope,
+    fleet,
+    queue_for,
+    send_bodies,
+)
 from worker.config import Settings
+from worker.errors import StoreUnavailable
 from worker.ops.dlq import DlqWorkbench
+from worker.ops.live import Snapshot, render
 from worker.store import Store
 
 
@@ -123,3 +143,101 @@ async def test_replaying_malformed_messages_needs_force(make_settings: Factory) 
     async with queue_for(settings) as queue:
         assert (await queue.depth()).visible == 2
         await queue.purge()
+
+
+def _json(args: list[str], env: dict[str, str]) -> Any:
+    result = fleet(args, env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)  # the whole of stdout is one JSON document
+
+
+def _no_exponent(value: str) -> bool:
+    return "e" not in value.lower() and Decimal(value) == Decimal(value).quantize(Decimal("1e-8"))
+
+
+async def test_every_data_command_speaks_json(make_settings: Factory) -> None:
+    settings = await make_settings()
+    await send_bodies(
+        settings,
+        [envelope({"type": "message_generation", "userId": "js", "data": {"context": "hi"}})],
+    )
+    await drain(settings)
+    env = env_for(settings)
+    status = _json(["status", "-o", "json"], env)
+    assert set(status["lanes"]) >= {"standard"} and "inFlight" in status["queue"]
+    assert _no_exponent(status["costTodayUsd"])
+    assert all("_" not in key for row in status["costToday"] for key in row)
+    assert _json(["status", "--json"], env)["queue"] == status["queue"]  # the old flag
+    costs = _json(["costs", "--since", "1h", "--user", "js", "--output", "json"], env)
+    assert costs["calls"] == 1 and _no_exponent(costs["totalUsd"])
+    assert all(_no_exponent(row["usd"]) for row in costs["groups"]["user"])
+    shot = _json(["top", "--once", "-o", "json"], env)
+    assert "perSecond" in shot and _no_exponent(shot["costPerMinuteUsd"])
+    assert _json(["migrate", "-o", "json"], env) == {"applied": []}
+    made = _json(["queues", "create", "-o", "json"], env)
+    assert made["queueUrl"].endswith(settings.queue_name)
+    down = fleet(["check", "-o", "json", "--url", f"http://127.0.0.1:{free_port()}/healthz"], env)
+    assert down.returncode == 1 and json.loads(down.stdout)["healthy"] is False
+    for command in (["status"], ["costs"], ["top"], ["migrate"], ["check"], ["dlq", "list"]):
+        helped = fleet([*command, "--help"], env)
+        assert "--output" in helped.stdout and "-o" in helped.stdout, command
+        assert "--json" not in helped.stdout, command  # the alias stays hidden
+
+
+async def test_empty_answers_say_so(make_settings: Factory) -> None:
+    settings = await make_settings()
+    env = env_for(settings)
+    nobody = fleet(["costs", "--user", "nobody-at-all"], env)
+    assert nobody.returncode == 0 and "nothing to show" in nobody.stdout
+    assert nobody.stdout.strip().count("\n") == 0  # one sentence, no empty tables
+    empty = fleet(["dlq", "list"], env)
+    assert empty.returncode == 0 and "the DLQ is empty" in empty.stdout
+    text = Console(width=140, record=True)
+    text.print(render(Snapshot(), "t"))  # nothing completed in the last minute
+    assert "no samples" in text.export_text() and "0.00s" not in text.export_text()
+
+
+async def test_unreachable_database_is_one_line_in_seconds(make_settings: Factory) -> None:
+    settings = await make_settings()
+    env = env_for(settings, DATABASE_URL=f"postgresql://fleet@127.0.0.1:{free_port()}/fleet")
+    started = time.monotonic()
+    fleet(["--version"], env)
+    start_up = time.monotonic() - started  # the interpreter's share, paid by every command
+    started = time.monotonic()
+    result = fleet(["status"], env)
+    took = time.monotonic() - started - start_up
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "cannot reach the database" in lines[0] and "Connection refused" in lines[0]
+    assert took < 3.0, f"{took:.1f} s beyond start-up"
+    with pytest.raises(StoreUnavailable):
+        async with asyncio.timeout(3):
+            await Store(env["DATABASE_URL"]).open()
+
+
+async def test_status_of_a_workflow_answers_questions(make_settings: Factory) -> None:
+    settings = await make_settings(max_receives=2)
+    failing = envelope(
+        {
+            "type": "message_generation",
+            "userId": "st",
+            "data": {"context": "[[fake:transient:st-503:99]] hello"},
+        }
+    )
+    fine = envelope({"type": "message_generation", "userId": "st", "data": {"context": "hi"}})
+    await send_bodies(settings, [failing, fine])
+    await drain(settings)
+    env = env_for(settings)
+    failed = _json(["status", str(failing.workflow_id), "-o", "json"], env)
+    errors = [call["errorCode"] for call in failed["calls"]]
+    assert errors and set(errors) <= {"server", "circuit_open"} and "server" in errors
+    assert failed["createdAt"] and failed["updatedAt"] and _no_exponent(failed["costUsd"])
+    assert "nextRetryAt" in failed
+    text = fleet(["status", str(failing.workflow_id)], env)
+    assert text.returncode == 0 and "server" in text.stdout and "LLM attempts" in text.stdout
+    done = _json(["status", str(fine.workflow_id), "--output", "json"], env)
+    assert done["status"] == "completed" and done["result"]
+    assert done["llmCalls"] == 1 and Decimal(done["costUsd"]) > 0
+    shown = fleet(["status", str(fine.workflow_id)], env)
+    assert "result" in shown.stdout and "created" in shown.stdout

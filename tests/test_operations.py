@@ -9,6 +9,7 @@ import signal
 import sys
 import uuid
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import httpx
 import pytest
@@ -349,7 +350,7 @@ async def test_costs_and_top(make_settings: Factory) -> None:
     report = json.loads(result.stdout)
     assert set(report["groups"]) == {"user", "provider", "intent", "day"}
     users = {row["user"]: row for row in report["groups"]["user"]}
-    assert users["cost-user"]["calls"] == 2 and users["cost-user"]["usd"] > 0
+    assert users["cost-user"]["calls"] == 2 and Decimal(users["cost-user"]["usd"]) > 0
     by_two = json.loads(fleet(["costs", "--by", "user", "--by", "provider", "--json"], env).stdout)
     assert list(by_two["groups"]) == ["user+provider"]
     bad = fleet(["costs", "--since", "soon"], env)
