@@ -123,6 +123,20 @@ def _cpu_at(samples: list[tuple[float, dict[str, float]]], moment: float) -> dic
     return {role: low[role] + share * (high[role] - low[role]) for role in low}
 
 
+def in_worker_overhead(
+    spans: list[tuple[str, float]], served: dict[str, list[tuple[float, float]]]
+) -> list[float]:
+    """Seconds each workflow spent in the worker beyond its provider calls: its time
+    from claim to completion (Postgres clock) less the time the fake provider itself
+    spent on its requests, from arrival to answer (the fake's clock). The worker's own
+    timer around its call is not used: it would hide the worker's HTTP client time."""
+    overhead = []
+    for workflow_id, inside in spans:
+        provider = sum(end - start for start, end in served.get(workflow_id, []))
+        overhead.append(max(0.0, inside - provider))
+    return overhead
+
+
 def _pct(values: list[float], q: float) -> float:
     if not values:
         return 0.0
@@ -139,14 +153,17 @@ async def _fill(settings: Settings, count: int) -> dict[str, float]:
         async def batch(start: int) -> None:
             items, ids = [], []
             for i in range(start, min(count, start + 10)):
+                workflow_id = uuid.uuid4()
+                context = f"[[fake:tag:{workflow_id}]] bench {i}"  # the fake times it
                 env = Envelope.wrap(
                     Intent.model_validate(
                         {
                             "type": "message_generation",
                             "userId": f"bench-{i % 20}",
-                            "data": {"context": f"bench {i}", "cache": False},
+                            "data": {"context": context, "cache": False},
                         }
-                    )
+                    ),
+                    workflow_id,
                 )
                 items.append(env)
                 ids.append(str(env.workflow_id))
@@ -301,7 +318,7 @@ async def fleet_run(
     proc.terminate()
     await proc.wait()
     to_done = [r.done - sent[r.id] for r in rows]
-    overhead = [max(0.0, r.inside - r.llm) for r in rows]
+    overhead = in_worker_overhead([(r.id, r.inside) for r in rows], urls.fake.served)
     return Result(
         name,
         count,

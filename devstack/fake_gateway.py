@@ -1,9 +1,19 @@
 """A local HTTP fake of the OnlyFans send gateway.
 
-``POST /messages`` with ``Idempotency-Key``: records every delivery (pair,
-arrival time, key); a repeated key gets the first answer back with
-``Idempotent-Replayed: true`` and no new delivery. Faults by config: a rate
-of 429 / 500 / 503 / timeouts, and a fixed latency (to widen the window
+``POST /messages`` with ``Idempotency-Key``. Every request that reaches it is
+recorded in ``requests`` with what became of it:
+
+    delivered     a key not seen before: the message reaches the fan
+    replayed      a key already delivered: the first answer comes back with
+                  ``Idempotent-Replayed: true`` and nothing new reaches the fan
+    fault:KIND    an injected 429 / 500 / 503 / timeout: nothing delivered
+    unauthorized  wrong or missing bearer token
+    invalid       no key, or a body without creatorId / fanId / text
+
+``deliveries`` are the ``delivered`` ones, the messages fans got. A new key
+for a (creator, fan) that already got a message is a second delivery, as it
+would be at the real gateway: ``duplicates()`` counts those. Faults by config:
+a rate of 429 / 500 / 503 / timeouts, and a fixed latency (to widen the window
 between the gateway's delivery and the worker's bookkeeping).
 """
 
@@ -21,7 +31,9 @@ from aiohttp import web
 
 from devstack._server import ThreadedApp
 
-__all__ = ["Delivery", "FakeGateway", "GatewayConfig"]
+__all__ = ["Delivery", "FakeGateway", "GatewayConfig", "GatewayRequest"]
+
+Pair = tuple[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +44,18 @@ class Delivery:
     text: str
     at: float  # time.time() at arrival
     message_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayRequest:
+    """One request as it reached the gateway, and what became of it."""
+
+    at: float
+    key: str
+    creator_id: str
+    fan_id: str
+    outcome: str
+    status: int
 
 
 @dataclass(slots=True)
@@ -47,9 +71,8 @@ class GatewayConfig:
 class _State:
     deliveries: list[Delivery] = field(default_factory=list)
     by_key: dict[str, Delivery] = field(default_factory=dict)
-    replays: int = 0
+    requests: list[GatewayRequest] = field(default_factory=list)
     faults: Counter[str] = field(default_factory=Counter)
-    requests: int = 0
 
 
 class FakeGateway(ThreadedApp):
@@ -73,62 +96,65 @@ class FakeGateway(ThreadedApp):
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    # --- observation -----------------------------------------------------
     @property
     def deliveries(self) -> list[Delivery]:
         with self._lock:
             return list(self._state.deliveries)
 
     @property
+    def requests(self) -> list[GatewayRequest]:
+        """Every request that reached the gateway, in arrival order."""
+        with self._lock:
+            return list(self._state.requests)
+
+    @property
     def replays(self) -> int:
-        return self._state.replays
+        return sum(r.outcome == "replayed" for r in self.requests)
 
     @property
     def faults(self) -> Counter[str]:
         return self._state.faults
 
-    def per_pair(self) -> dict[tuple[str, str], list[float]]:
-        pairs: dict[tuple[str, str], list[float]] = {}
+    def per_pair(self) -> dict[Pair, list[float]]:
+        pairs: dict[Pair, list[float]] = {}
         for d in self.deliveries:
             pairs.setdefault((d.creator_id, d.fan_id), []).append(d.at)
         return {pair: sorted(times) for pair, times in pairs.items()}
 
-    def duplicates(self) -> int:
-        """Deliveries beyond the first per idempotency key (should be zero)."""
-        counts = Counter(d.key for d in self.deliveries)
-        return sum(n - 1 for n in counts.values())
+    def duplicates(self, allowed: int = 1) -> int:
+        """Deliveries to a (creator, fan) beyond ``allowed`` each: a fan that got the
+        same send twice under two keys counts here (a replayed key does not: the fan got
+        nothing new)."""
+        return sum(max(0, len(times) - allowed) for times in self.per_pair().values())
+
+    # --- behaviour -------------------------------------------------------
+    def _record(self, arrived: float, key: str, pair: Pair, outcome: str, status: int) -> None:
+        with self._lock:
+            self._state.requests.append(GatewayRequest(arrived, key, *pair, outcome, status))
 
     async def _messages(self, request: web.Request) -> web.Response:
         arrived = time.time()
-        with self._lock:
-            self._state.requests += 1
-        if self.token and request.headers.get("Authorization") != f"Bearer {self.token}":
-            return web.json_response({"error": "unauthorized"}, status=401)
         key = request.headers.get("Idempotency-Key", "")
-        if not key:
-            return web.json_response({"error": "Idempotency-Key header is required"}, status=400)
         try:
             body = await request.json()
             creator, fan, text = str(body["creatorId"]), str(body["fanId"]), str(body["text"])
         except (ValueError, KeyError, TypeError):
+            self._record(arrived, key, ("", ""), "invalid", 422)
             return web.json_response({"error": "body needs creatorId, fanId, text"}, status=422)
-        with self._lock:
-            known = self._state.by_key.get(key)
-            if known is not None:
-                self._state.replays += 1
-                return web.json_response(
-                    {"id": known.message_id, "status": "sent"},
-                    headers={"Idempotent-Replayed": "true"},
-                )
-            fault = None
-            if self.config.fault_rate and self._rng.random() < self.config.fault_rate:
-                fault = self._rng.choice(self.config.faults)
-                self._state.faults[fault] += 1
-            if fault is None:
-                delivery = Delivery(
-                    key, creator, fan, text, arrived, f"msg_{uuid.uuid4().hex[:16]}"
-                )
-                self._state.deliveries.append(delivery)
-                self._state.by_key[key] = delivery
+        pair = (creator, fan)
+        if self.token and request.headers.get("Authorization") != f"Bearer {self.token}":
+            self._record(arrived, key, pair, "unauthorized", 401)
+            return web.json_response({"error": "unauthorized"}, status=401)
+        if not key:
+            self._record(arrived, key, pair, "invalid", 400)
+            return web.json_response({"error": "Idempotency-Key header is required"}, status=400)
+        delivery, fault, replayed = self._accept(arrived, key, pair, text)
+        if replayed:
+            return web.json_response(
+                {"id": delivery.message_id, "status": "sent"},
+                headers={"Idempotent-Replayed": "true"},
+            )
         if self.config.latency_ms:  # after recording: widens the delivered-but-unacked window
             await asyncio.sleep(self.config.latency_ms / 1000)
         if fault == "timeout":
@@ -140,3 +166,27 @@ class FakeGateway(ThreadedApp):
                 {"error": f"injected {fault}"}, status=int(fault), headers=headers
             )
         return web.json_response({"id": delivery.message_id, "status": "sent"}, status=201)
+
+    def _accept(
+        self, arrived: float, key: str, pair: Pair, text: str
+    ) -> tuple[Delivery, str | None, bool]:
+        """(the delivery, the injected fault or None, whether the key was a replay)."""
+        with self._lock:
+            known = self._state.by_key.get(key)
+            if known is not None:
+                self._state.requests.append(GatewayRequest(arrived, key, *pair, "replayed", 200))
+                return known, None, True
+            fault = None
+            if self.config.fault_rate and self._rng.random() < self.config.fault_rate:
+                fault = self._rng.choice(self.config.faults)
+                self._state.faults[fault] += 1
+            delivery = Delivery(key, *pair, text, arrived, f"msg_{uuid.uuid4().hex[:16]}")
+            if fault is None:
+                self._state.deliveries.append(delivery)
+                self._state.by_key[key] = delivery
+                outcome, status = "delivered", 201
+            else:
+                outcome = f"fault:{fault}"
+                status = 504 if fault == "timeout" else int(fault)
+            self._state.requests.append(GatewayRequest(arrived, key, *pair, outcome, status))
+            return delivery, fault, False

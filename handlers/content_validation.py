@@ -1,4 +1,9 @@
-"""content_validation: a structured verdict on a piece of content."""
+"""content_validation: a structured verdict on a piece of content.
+
+``data`` keys: the content (or text, caption, body, draft, post, message;
+required), rules (or guidelines, policies, ...: text or a list); every other key
+is passed as details.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from handlers.base import HandlerContext, parse_data, system_prompt
-from worker.contract import Intent
-
-
-class ValidationRequest(BaseModel):
-    content: str = Field(min_length=1, max_length=20_000)
-    rules: list[str] = Field(default_factory=list, max_length=50)
+from handlers.base import HandlerContext, system_prompt
+from worker.contract import Intent, served
 
 
 class Verdict(BaseModel):
@@ -24,12 +24,18 @@ class Verdict(BaseModel):
 
 
 async def handle(intent: Intent, ctx: HandlerContext) -> dict[str, Any]:
-    request = parse_data(intent, ValidationRequest)
-    user = {"content": request.content, "rules": request.rules, "platforms": intent.platforms}
+    request = served("content_validation", intent.data)
+    user = {
+        "content": request.text("content"),
+        "rules": request.texts("rules"),
+        "platforms": intent.platforms,
+        "contentType": intent.content_type,
+        "details": request.context,
+    }
     verdict = await ctx.llm.complete_structured(
         [
             {"role": "system", "content": system_prompt("content_validation", Verdict)},
-            {"role": "user", "content": json.dumps(user)},
+            {"role": "user", "content": json.dumps(user, ensure_ascii=False)},
         ],
         Verdict,
     )

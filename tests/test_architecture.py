@@ -24,7 +24,7 @@ ALLOWED: dict[str, set[str]] = {
     "worker.config": BASE,
     "worker.contract": BASE,
     "worker.aws": BASE,
-    "worker.batcher": BASE,
+    "worker.batcher": BASE | {"worker.aws", "worker.observability"},  # group commit spans
     "worker.observability": BASE | {"worker.aws"},
     "worker.outbound": LEAF | {"worker.observability"},
     "worker.store": IO,
@@ -43,6 +43,7 @@ ALLOWED: dict[str, set[str]] = {
     },
     "worker.ops": IO | {"worker.store", "worker.queue"},
     "worker.console": IO | {"worker.ops", "worker.store", "worker.queue"},
+    "worker.producer": IO | {"worker.ops", "worker.store", "worker.queue"},
     "worker.commands": IO
     | {"worker.ops", "worker.store", "worker.queue", "worker.consumer", "worker.console"},
     "worker.cli": IO

@@ -12,7 +12,7 @@ import pytest
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
 
-from tests.support import Factory
+from tests.support import Factory, query
 from worker.console import build_app, digest, parse_tokens
 from worker.errors import ConfigError
 from worker.store import Store
@@ -147,7 +147,7 @@ async def test_search_keyset_pages_and_escaping(
     hostile = f"<script>alert(1)</script>{uuid.uuid4().hex[:6]}"
     ids = [f"wf-{user}-{i:03d}" for i in range(60)] + [hostile]
     for i, ident in enumerate(ids):
-        await store.fetch(
+        await query(store,
             "INSERT INTO workflows (id, type, user_id, status, created_at) VALUES"
             " (%s, 'message_generation', %s, 'completed', %s) RETURNING id",
             (ident, user, start + timedelta(seconds=i)),
@@ -170,7 +170,7 @@ async def test_search_keyset_pages_and_escaping(
 
 async def test_costs_page_and_csv(client: TestClient, store: Store) -> None:  # type: ignore[type-arg]
     user = f"=HYPERLINK(\"x\")-{uuid.uuid4().hex[:6]}"
-    await store.fetch(
+    await query(store,
         "INSERT INTO llm_calls (workflow_id, user_id, intent_type, provider, model,"
         " prompt_tokens, completion_tokens, usage_source, cost_usd, price_version, duration_ms,"
         " attempt, outcome) VALUES ('w', %s, 'message_generation', 'openai', 'gpt-4o-mini',"

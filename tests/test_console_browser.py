@@ -18,7 +18,7 @@ from aiohttp import web
 
 from devstack import FakeLLM
 from devstack.localstack import free_port
-from tests.support import API_KEY, Factory, drain, envelope, run_until, send_bodies
+from tests.support import API_KEY, Factory, drain, envelope, query, run_until, send_bodies
 from worker.config import Settings
 from worker.console import build_app
 from worker.store import Store
@@ -198,7 +198,7 @@ async def test_replay_a_dead_letter_and_watch_it_complete_viewer_refused(
         assert await page.text_content("[data-status]") == "completed"
         await page.goto(f"{base}/dlq")
         assert "otto" in await page.content() and "replay" in await page.content()
-        audit = await store.fetch(
+        audit = await query(store,
             "SELECT actor, role, count FROM console_audit WHERE action = 'replay'"
             " AND detail->'workflows' ? %s",
             (ident,),

@@ -7,7 +7,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from worker.contract import Envelope, encode_envelope, json_schema, parse_message
+from worker.contract import Envelope, Intent, encode_envelope, json_schema, parse_message
 from worker.errors import EnqueueRefused, MalformedMessage
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,12 +102,7 @@ def test_malformed_bodies_say_why(body: str, code: str | None, says: str | None)
 
 def test_oversize_body_refused_at_enqueue() -> None:
     env = Envelope.wrap(
-        parse_message(
-            json.dumps(
-                {"type": "content_validation", "userId": "u", "data": {"content": "x" * 300_000}}
-            ),
-            str(uuid.uuid4()),
-        ).intent
+        Intent(type="content_validation", user_id="u", data={"context": "x" * 300_000})
     )
     with pytest.raises(EnqueueRefused, match="262144"):
         encode_envelope(env, 262_144)
@@ -118,7 +113,11 @@ def test_schema_accepts_both_shapes_and_rejects_unknown_types() -> None:
     validator = jsonschema.Draft202012Validator(schema)
     validator.validate({"type": "content_planning", "userId": "u"})
     validator.validate(
-        {"version": 1, "workflowId": WID, "intent": {"type": "campaign_execution", "userId": "u"}}
+        {
+            "version": 1,
+            "workflowId": WID,
+            "intent": {"type": "campaign_execution", "userId": "u", "data": {"fans": ["f"]}},
+        }
     )
     assert not validator.is_valid({"type": "teleport", "userId": "u"})
     assert not validator.is_valid({"version": 1, "intent": {"type": "content_planning"}})

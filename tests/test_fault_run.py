@@ -1,20 +1,22 @@
 """A fault run at fleet level: both fake providers inject 30% transient faults.
 
-Every workflow must complete. Size from FLEET_FAULT_RUN_SIZE (default 150;
-the closing figures used 500). The run's figures are printed and written to
-``fault-run.json`` in the test's temp dir.
+Every workflow must complete, and every campaign send must reach its fan
+exactly once at the fake gateway with its ledger row `sent`. Size from
+FLEET_FAULT_RUN_SIZE (default 150; the closing figures used 500). The run's
+figures are printed and written to ``fault-run.json`` in the test's temp dir.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from devstack import FakeConfig, FakeLLM
+from devstack import FakeConfig, FakeGateway, FakeLLM
 from devstack.fake_llm import FAULT_KINDS
 from tests.support import API_KEY, Factory, drain, envelope, provider_settings, query, send_bodies
 from worker.providers import PriceTable
@@ -62,6 +64,7 @@ async def test_every_workflow_completes_under_30_percent_faults(
 ) -> None:
     config = FakeConfig(fault_rate=0.3, faults=FAULT_KINDS, timeout_sleep=1.5, seed=5)
     with (
+        FakeGateway(token=API_KEY) as gateway,
         FakeLLM(api_key=API_KEY, config=config) as openai,
         FakeLLM(
             api_key=API_KEY, config=FakeConfig(fault_rate=0.3, timeout_sleep=1.5, seed=6)
@@ -69,6 +72,7 @@ async def test_every_workflow_completes_under_30_percent_faults(
     ):
         settings = await make_settings(
             **provider_settings(openai, azure),
+            send_gateway_url=gateway.endpoint,
             concurrency=64,
             pollers=4,
             max_receives=8,
@@ -94,6 +98,18 @@ async def test_every_workflow_completes_under_30_percent_faults(
             (ids,),
         )
         faults = dict(openai.faults + azure.faults)
+        ledger = await query(store,
+            "SELECT status, count(*) AS n FROM onlyfans_sends WHERE campaign_id = ANY(%s)"
+            " GROUP BY status",
+            (ids,),
+        )
+        delivered = Counter((d.creator_id, d.fan_id) for d in gateway.deliveries)
+    asked = Counter(
+        (e.intent.user_id, fan)
+        for e in envs
+        if e.intent.type == "campaign_execution"
+        for fan in e.intent.data["recipients"]
+    )
     prices = PriceTable()
     hits = [c for c in calls if c["cache_hit"]]
     saved = sum(
@@ -112,6 +128,9 @@ async def test_every_workflow_completes_under_30_percent_faults(
         "upstream_attempts": sum(1 for c in calls if not c["cache_hit"]),
         "failed_attempts": sum(1 for c in calls if c["outcome"] == "error"),
         "faults_injected": faults,
+        "sends_asked": sum(asked.values()),
+        "sends_delivered": sum(delivered.values()),
+        "send_rows": {r["status"]: int(r["n"]) for r in ledger},
         "cache_hits": len(hits),
         "cost_usd": float(spent),
         "cost_saved_by_cache_usd": float(saved),
@@ -122,5 +141,7 @@ async def test_every_workflow_completes_under_30_percent_faults(
     print("\nfault run:", json.dumps(report, indent=2))
     (tmp_path / "fault-run.json").write_text(json.dumps(report, indent=2))
     assert statuses == {"completed": SIZE}
+    assert delivered == asked  # each asked (creator, fan) exactly once, nothing else
+    assert report["send_rows"] == {"sent": sum(asked.values())}
     assert report["failed_attempts"] > SIZE * 0.2  # faults really happened
     assert len(hits) > 0 and saved > 0

@@ -34,3 +34,32 @@ async def test_the_endpoint_binds_loopback_by_default() -> None:
             pass
     finally:
         await server.stop()
+
+
+def test_processes_need_their_health_ports_free() -> None:
+    from worker.ops.supervisor import check_ports, health_ports
+
+    assert health_ports(8080, 3) == [8080, 8081, 8082]
+    assert health_ports(0, 3) == []
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        with pytest.raises(ConfigError) as err:
+            check_ports("127.0.0.1", taken - 1, 2)
+    assert str(taken) in str(err.value)
+    assert "FLEET_HEALTH_PORT" in str(err.value)
+    with pytest.raises(ConfigError, match="65535"):
+        check_ports("127.0.0.1", 65535, 2)
+    check_ports("127.0.0.1", 0, 4)  # endpoints off: nothing to check
+
+
+def test_the_exit_line_is_a_sentence() -> None:
+    from worker.consumer import FleetStats
+
+    stats = FleetStats(received=12, released=1, outcomes={"completed": 10, "dead_lettered": 2})
+    assert stats.sentence() == (
+        "worker stopped after 12 messages: 10 completed, 2 dead_lettered; "
+        "1 released for another worker."
+    )
+    assert FleetStats().sentence() == "worker stopped after 0 messages: nothing done."

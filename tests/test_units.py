@@ -2,6 +2,7 @@
 
 import asyncio
 import random
+import time
 from decimal import Decimal
 
 import aiohttp
@@ -272,3 +273,29 @@ def test_bench_window_reads_rate_and_cpu_between_5_and_95_percent() -> None:
         ]
     }
     assert "| s | 100 | 5.00 | 1.5 |" in table(report)
+
+
+def test_bench_overhead_subtracts_the_providers_own_time_not_the_workers() -> None:
+    import httpx
+
+    from devstack.bench import in_worker_overhead
+    from devstack.fake_llm import FakeConfig, FakeLLM
+
+    waited = 0.0  # as the client saw it: the server's span plus the HTTP round trip
+    with FakeLLM(config=FakeConfig(latency_ms=150)) as fake:
+        for text in ("[[fake:tag:wf-a]] one", "[[fake:tag:wf-a]] two", "untagged"):
+            before = time.time()
+            reply = httpx.post(
+                f"{fake.base_url}/chat/completions",
+                json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text}]},
+                headers={"Authorization": "Bearer k"},
+            )
+            waited += time.time() - before if "wf-a" in text else 0.0
+            assert reply.status_code == 200
+        served = fake.served
+    assert list(served) == ["wf-a"] and len(served["wf-a"]) == 2
+    spent = sum(end - start for start, end in served["wf-a"])
+    assert 0.3 <= spent <= waited  # held 150 ms each by the server, inside the client's wait
+    rows = [("wf-a", spent + 0.25), ("wf-b", 0.2)]
+    assert in_worker_overhead(rows, served) == pytest.approx([0.25, 0.2])
+    assert in_worker_overhead([("wf-a", 0.1)], served) == [0.0]

@@ -93,7 +93,7 @@ def test_unknown_handler_is_malformed_never_a_crash(monkeypatch: pytest.MonkeyPa
         handler_for("teleport")
     assert caught.value.code == "unknown_intent"
     monkeypatch.delitem(handlers.REGISTRY, "content_validation")
-    decider = Decider(_settings(), None, None, None, "me")  # type: ignore[arg-type]
+    decider = Decider(_settings().consumer, None, None, None, "me")  # type: ignore[arg-type]
     body = {"type": "content_validation", "userId": "u", "data": {"content": "hi"}}
     verdict = decider.decode(_received(json.dumps(body)))
     assert isinstance(verdict, DeadLetter)
@@ -190,7 +190,7 @@ def _work(receive_count: int = 1, calls: int = 1) -> Work:
 
 
 def _decider(queue: FakeQueue | None = None) -> Decider:
-    return Decider(_settings(), queue or FakeQueue(), None, None, "me")  # type: ignore[arg-type]
+    return Decider(_settings().consumer, queue or FakeQueue(), None, None, "me")  # type: ignore[arg-type]
 
 
 def test_verdicts_of_handler_exceptions() -> None:
@@ -218,7 +218,7 @@ def test_last_receive_makes_a_final_retry_without_delay() -> None:
 # --- settling ----------------------------------------------------------------------
 async def _settle(verdict: Any, queue: FakeQueue, store: FakeStore) -> tuple[str, FakeCosts]:
     costs = FakeCosts()
-    settler = Settler(_settings(), queue, store, "me", costs)  # type: ignore[arg-type]
+    settler = Settler(_settings().consumer, queue, store, "me", costs)  # type: ignore[arg-type]
     outcome = await settler.settle(verdict)
     await settler.drain()
     return outcome, costs
@@ -314,7 +314,7 @@ async def test_send_envelope_picks_lane_attributes_and_size_limit() -> None:
     )
     attrs = high["MessageAttributes"]
     assert attrs["intentType"]["StringValue"] == "content_planning"
-    assert attrs["priority"]["StringValue"] == "high" and "traceparent" in attrs
+    assert attrs["priority"]["StringValue"] == "high" and "traceparent" not in attrs  # tracing off
     assert json.loads(high["MessageBody"])["intent"]["userId"] == "u-9"
     small, _ = _queue(max_bytes=1024)
     with pytest.raises(EnqueueRefused):

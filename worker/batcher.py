@@ -18,6 +18,11 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
+from opentelemetry.trace import SpanContext
+
+from worker.observability.spans import group_commit
+from worker.observability.tracing import current_context
+
 __all__ = ["Batcher"]
 
 T = TypeVar("T")
@@ -29,7 +34,8 @@ class Batcher(Generic[T, R]):
     """Send entries in batches of at most ``size``.
 
     ``flush`` gets the entries and returns one item per entry: its result, or
-    the exception that entry's caller should see.
+    the exception that entry's caller should see. With a ``trace_name`` and
+    tracing on, each flush is one span linked to the callers' spans.
     """
 
     def __init__(
@@ -39,18 +45,20 @@ class Batcher(Generic[T, R]):
         size: int = 10,
         linger: float = 0.005,
         parallel: int | None = None,
+        trace_name: str | None = None,
     ) -> None:
         self._flush = flush
         self._size = size
         self._linger = linger
         self._parallel = parallel
-        self._pending: list[tuple[T, asyncio.Future[R]]] = []
+        self._trace_name = trace_name
+        self._pending: list[tuple[T, asyncio.Future[R], SpanContext | None]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def submit(self, entry: T) -> R:
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
-        self._pending.append((entry, future))
+        self._pending.append((entry, future, current_context() if self._trace_name else None))
         if self._parallel is not None:
             self._pump()
         elif len(self._pending) >= self._size:
@@ -73,7 +81,7 @@ class Batcher(Generic[T, R]):
             batch, self._pending = self._pending[: self._size], self._pending[self._size :]
             self._spawn(batch)
 
-    def _spawn(self, batch: list[tuple[T, asyncio.Future[R]]] | None) -> None:
+    def _spawn(self, batch: list[tuple[T, asyncio.Future[R], SpanContext | None]] | None) -> None:
         task = asyncio.create_task(self._send(batch))
         self._tasks.add(task)
         task.add_done_callback(self._sent)
@@ -83,16 +91,22 @@ class Batcher(Generic[T, R]):
         if self._parallel is not None:
             self._pump()
 
-    async def _send(self, batch: list[tuple[T, asyncio.Future[R]]] | None) -> None:
+    async def _send(
+        self, batch: list[tuple[T, asyncio.Future[R], SpanContext | None]] | None
+    ) -> None:
         if batch is None:
             batch, self._pending = self._pending[: self._size], self._pending[self._size :]
             if not batch:
                 return
         try:
-            results = await self._flush([entry for entry, _ in batch])
+            if self._trace_name is None:
+                results = await self._flush([entry for entry, _, _ in batch])
+            else:
+                with group_commit(self._trace_name, [link for _, _, link in batch]):
+                    results = await self._flush([entry for entry, _, _ in batch])
         except Exception as exc:  # every entry failed the same way
             results = [exc] * len(batch)
-        for (_, future), result in zip(batch, results, strict=True):
+        for (_, future, _), result in zip(batch, results, strict=True):
             if future.done():
                 continue
             if isinstance(result, BaseException):

@@ -82,7 +82,8 @@ def main() -> None:
     type=click.IntRange(1, 256),
     default=1,
     show_default=True,
-    help="Worker processes under one supervisor (restarts crashed ones).",
+    help="Worker processes under one supervisor (restarts crashed ones). Child i serves "
+    "its health endpoint on FLEET_HEALTH_PORT + i: the N ports must be free.",
 )
 @friendly
 def run(until_idle: bool, concurrency: int | None, processes: int) -> None:
@@ -95,11 +96,16 @@ def run(until_idle: bool, concurrency: int | None, processes: int) -> None:
 
         args = ["--concurrency", str(concurrency)] if concurrency else []
         supervisor = Supervisor(
-            processes, health_port=settings.health_port, grace=settings.shutdown_grace, args=args
+            processes,
+            health_port=settings.health_port,
+            health_host=settings.health_host,
+            grace=settings.shutdown_grace,
+            args=args,
+            until_idle=until_idle,
         )
         sys.exit(supervisor.run())
     stats = _run(run_worker(settings, until_idle=until_idle))
-    errors.print(f"worker stopped: received {stats.received}, outcomes {stats.outcomes}")
+    errors.print(stats.sentence())
 
 
 @main.command()

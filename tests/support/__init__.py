@@ -1,6 +1,6 @@
 """What tests share, imported from here and never from another test module."""
 
-from tests.support.cli import FLEET, LoggedProcess, dlq_json, env_for, fleet
+from tests.support.cli import FLEET, SHUTDOWN_MARGIN, LoggedProcess, dlq_json, env_for, fleet
 from tests.support.db import query
 from tests.support.workers import (
     API_KEY,
@@ -18,6 +18,7 @@ from tests.support.workers import (
 __all__ = [
     "API_KEY",
     "FLEET",
+    "SHUTDOWN_MARGIN",
     "Factory",
     "LoggedProcess",
     "dead_letter",

@@ -19,7 +19,7 @@ from rich.console import Console
 
 from worker.config import Settings, load_settings
 from worker.errors import ConfigError, WorkerError
-from worker.observability import configure_logging
+from worker.observability import configure_logging, configure_tracing
 from worker.ops.shape import by_camel, camel, usd
 
 __all__ = [
@@ -56,6 +56,7 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 def settings_from_env(**overrides: Any) -> Settings:
     settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
     configure_logging(settings.log_level, settings.log_format)
+    configure_tracing()  # on when OTEL_EXPORTER_OTLP_ENDPOINT is set (docs/operations.md)
     return settings
 
 

@@ -1,8 +1,18 @@
-"""`fleet enqueue`: validate intents at the door and put them on the work queue."""
+"""`fleet enqueue`: admit intents at the door (the worker's own check) and send them.
+
+Input: flags (``--type``, ``--user``, ``--data JSON|@file``, ...), one intent or
+envelope (``--intent JSON``; ``--json`` is its deprecated name), or JSONL
+(``--file PATH``, ``--file -`` for standard input). Output: ``--output text``
+(default) or ``--output json``, one JSON line per intent
+(``{"workflowId", "messageId", "lane"}``; ``messageId`` is null under
+``--dry-run``); refusals go to standard error as ``where:line:column: reason``
+(text) or ``{"line", "column", "code", "error"}`` lines (json).
+"""
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,125 +28,175 @@ __all__ = ["enqueue"]
 
 _settings = settings_from_env
 _run = run_async
+_PRIORITY = ("critical", "high")
 
 
-def _intent_from_flags(
-    intent_type: str | None,
-    user: str | None,
-    data: str | None,
-    recipient: str | None,
-    priority: str | None,
-    force_provider: str | None,
-    send: bool,
-) -> Envelope:
-    if not intent_type or not user:
-        raise click.UsageError("give --type and --user, or --json, or --file")
+def _json_arg(text: str, hint: str) -> Any:
+    """JSON from an option; ``@path`` reads the file, ``@-`` standard input."""
+    if text.startswith("@"):
+        source = text[1:]
+        try:
+            text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise click.BadParameter(f"cannot read {source}: {exc}", param_hint=hint) from exc
     try:
-        decoded = json.loads(data) if data else {}
+        return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise click.BadParameter(f"not JSON: {exc.msg}", param_hint="--data") from exc
+        raise click.BadParameter(
+            f"not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})", param_hint=hint
+        ) from exc
+
+
+def _intent_from_flags(flags: dict[str, Any], send: bool) -> dict[str, Any]:
+    if not flags["intent_type"] or not flags["user"]:
+        raise click.UsageError("give --type and --user, or --intent, or --file")
     fields: dict[str, Any] = {
-        "type": intent_type,
-        "userId": user,
-        "data": decoded,
+        "type": flags["intent_type"],
+        "userId": flags["user"],
+        "data": _json_arg(flags["data"], "--data") if flags["data"] else {},
         "sendToOnlyFans": send,
     }
-    for key, value in (
-        ("recipientId", recipient),
-        ("priority", priority),
-        ("forceProvider", force_provider),
+    for key, option in (
+        ("recipientId", "recipient"),
+        ("priority", "priority"),
+        ("forceProvider", "force_provider"),
     ):
-        if value:
-            fields[key] = value
-    from worker.ops import envelope_from_json
+        if flags[option]:
+            fields[key] = flags[option]
+    return fields
 
-    return envelope_from_json(fields)
+
+def _refuse(where: str, line: int, column: int, error: EnqueueRefused, output: str) -> None:
+    if output == "json":
+        print(
+            json.dumps({"line": line, "column": column, "code": error.code, "error": str(error)}),
+            file=sys.stderr,
+        )
+    else:
+        errors.print(f"[red]{where}:{line}:{column}:[/] {error}", highlight=False)
+
+
+def _from_jsonl(source: str, providers: frozenset[str], output: str) -> list[Envelope]:
+    from worker.ops.enqueue import read_jsonl
+
+    if source == "-":
+        text, where = sys.stdin.read(), "<stdin>"
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise click.BadParameter(f"no such file: {source}", param_hint="--file")
+        text, where = path.read_text(encoding="utf-8"), source
+    lines = list(read_jsonl(text.splitlines(), providers))
+    bad = [line for line in lines if line.error]
+    for line in bad[:20]:
+        _refuse(
+            where,
+            line.number,
+            line.column,
+            EnqueueRefused(line.error or "", code=line.code),
+            output,
+        )
+    if bad:
+        raise EnqueueRefused(f"{len(bad)} of {len(lines)} line(s) refused; nothing sent")
+    return [line.envelope for line in lines if line.envelope is not None]
 
 
 @click.command()
 @click.option("--type", "intent_type", help="Intent type, e.g. message_generation.")
 @click.option("--user", help="The creator's user id.")
-@click.option("--data", help="Intent data as a JSON object.")
+@click.option("--data", help="Intent data: a JSON object, or @file (@- for standard input).")
 @click.option("--recipient", help="Fan id (recipientId).")
 @click.option("--priority", type=click.Choice(["low", "medium", "high", "critical"]))
 @click.option("--force-provider", type=click.Choice(["openai", "azure"]))
-@click.option("--send", is_flag=True, help="Set sendToOnlyFans.")
-@click.option("--json", "raw", help="A whole envelope or bare intent as JSON.")
-@click.option(
-    "--file",
-    "path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="A JSONL file: one envelope or bare intent per line.",
-)
-@click.option("--dry-run", is_flag=True, help="Validate only; send nothing.")
+@click.option("--send", is_flag=True, help="Set sendToOnlyFans (needs --recipient).")
+@click.option("--intent", "raw", help="A whole envelope or bare intent as JSON (or @file).")
+@click.option("--json", "legacy_raw", hidden=True, help="Deprecated name of --intent.")
+@click.option("--file", "source", help="JSONL, one envelope or bare intent per line; - for stdin.")
+@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--dry-run", is_flag=True, help="Check only (the worker's own check); send nothing.")
 @friendly
 def enqueue(
-    intent_type: str | None,
-    user: str | None,
-    data: str | None,
-    recipient: str | None,
-    priority: str | None,
-    force_provider: str | None,
-    send: bool,
     raw: str | None,
-    path: Path | None,
+    legacy_raw: str | None,
+    source: str | None,
+    output: str,
     dry_run: bool,
+    send: bool,
+    **flags: Any,
 ) -> None:
-    """Validate intents and put them on the work queue.
+    """Admit intents exactly as the worker will, then put them on the work queue.
 
-    Every intent is checked against the v1 contract before anything is sent;
-    a bad one is reported with its line and field, and nothing is sent.
+    Every intent gets the worker's own check (data per type, sendToOnlyFans needs
+    a recipient, a forced provider must be configured) before anything is sent;
+    a refused one is reported with its line, column and field, and nothing is sent.
     """
-    from worker.ops import envelope_from_json, read_jsonl
+    from worker.ops.enqueue import configured_providers, envelope_from_json
 
-    if path is not None:
-        lines = list(read_jsonl(path))
-        bad = [line for line in lines if line.error]
-        for line in bad[:20]:
-            errors.print(f"[red]{path}:{line.number}:[/] {line.error}")
-        if bad:
-            raise EnqueueRefused(f"{len(bad)} of {len(lines)} line(s) invalid; nothing sent")
-        envelopes = [line.envelope for line in lines if line.envelope is not None]
-    elif raw is not None:
-        try:
-            envelopes = [envelope_from_json(json.loads(raw))]
-        except json.JSONDecodeError as exc:
-            raise click.BadParameter(f"not JSON: {exc.msg}", param_hint="--json") from exc
-    else:
-        envelopes = [
-            _intent_from_flags(intent_type, user, data, recipient, priority, force_provider, send)
-        ]
     settings = _settings()
+    providers = configured_providers(settings)
+    if legacy_raw is not None:
+        errors.print("[yellow]--json is deprecated: use --intent[/]")
+        raw = raw or legacy_raw
+    if source is not None:
+        envelopes = _from_jsonl(source, providers, output)
+    elif raw is not None:
+        envelopes = [envelope_from_json(_json_arg(raw, "--intent"), providers)]
+    else:
+        envelopes = [envelope_from_json(_intent_from_flags(flags, send), providers)]
     from worker.contract import encode_envelope
 
     for envelope in envelopes:
         encode_envelope(envelope, settings.max_message_bytes)  # size check before any send
-    if dry_run:
+    sent: list[tuple[str | None, str]] = [
+        (
+            None,
+            "priority"
+            if settings.priority_lanes and e.intent.priority in _PRIORITY
+            else "standard",
+        )
+        for e in envelopes
+    ]
+    if not dry_run:
+        sent = list(_run(_send(settings, envelopes, quiet=output == "json")))
+    _report(envelopes, sent, output, dry_run)
+
+
+def _report(
+    envelopes: list[Envelope], sent: list[tuple[str | None, str]], output: str, dry: bool
+) -> None:
+    ids = [message_id for message_id, _ in sent]
+    if output == "json":
+        for envelope, (message_id, lane) in zip(envelopes, sent, strict=True):
+            line = {"workflowId": str(envelope.workflow_id), "messageId": message_id, "lane": lane}
+            print(json.dumps(line), flush=True)
+    elif dry:
         console.print(f"{len(envelopes)} intent(s) valid; nothing sent (--dry-run)")
-        return
-    ids = _run(_send(settings, envelopes))
-    if len(ids) == 1:
+    elif len(ids) == 1:
         console.print(f"enqueued workflow {envelopes[0].workflow_id} as message {ids[0]}")
     else:
         console.print(f"enqueued {len(ids)} workflows")
 
 
-async def _send(settings: Settings, envelopes: list[Envelope]) -> list[str]:
+async def _send(
+    settings: Settings, envelopes: list[Envelope], quiet: bool
+) -> list[tuple[str | None, str]]:
     from worker.ops import enqueue_envelopes
     from worker.queue import QueueClient
 
     async with QueueClient.from_settings(settings) as q:
+        lanes = [q.lane_for(e.intent.priority) for e in envelopes]
         with Progress(
             TextColumn("enqueue"),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             console=errors,
-            disable=len(envelopes) < 50,
+            disable=quiet or len(envelopes) < 50,
         ) as progress:
             task = progress.add_task("enqueue", total=len(envelopes))
-            return await enqueue_envelopes(
+            ids = await enqueue_envelopes(
                 q,
                 envelopes,
                 on_sent=lambda n: progress.advance(task, n),
             )
+    return list(zip(ids, lanes, strict=True))

@@ -48,6 +48,8 @@ class QueueSettings(_Group):
 
 class ConsumerSettings(_Group):
     concurrency: int
+    priority_weight: float
+    liveness_seconds: float
     user_share: float
     fair_delay: int
     pollers: int
@@ -96,6 +98,7 @@ class ProviderSettings(_Group):
 
 class SendSettings(_Group):
     send_spacing: float
+    llm_retry_delays: tuple[float, ...]  # the gateway's in-process retries use the same
     send_key: Literal["pair", "creator"]
     send_gateway_url: str | None
     send_gateway_token: SecretStr | None

@@ -146,6 +146,9 @@ class Settings(BaseSettings):
     send_gateway_url: str | None = None
     send_gateway_token: SecretStr | None = None
     send_timeout: float = Field(10.0, gt=0)
+    internal_key: SecretStr | None = Field(
+        None, description="HMAC key of internal messages; default: derived from DATABASE_URL"
+    )
     campaign_chunk: int = Field(50, ge=1, le=1000)
 
     # --- operations -----------------------------------------------------

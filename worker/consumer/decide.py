@@ -16,7 +16,7 @@ from typing import Literal
 import structlog
 
 from handlers import HandlerContext, handler_for
-from worker.config import Settings
+from worker.config import ConsumerSettings
 from worker.consumer.outcomes import Parsed, Work, parent_of
 from worker.consumer.policy import retry_delay
 from worker.consumer.verdicts import (
@@ -32,7 +32,10 @@ from worker.consumer.verdicts import (
     ruling_of,
 )
 from worker.contract import INTERNAL_TYPES, Envelope, Intent, parse_message
+from worker.contract.signing import SIGNATURE_ATTRIBUTE, verify
 from worker.errors import MalformedMessage, NotDue, StoreUnavailable, WorkerError
+from worker.observability.spans import span
+from worker.observability.tracing import current_trace_id
 from worker.providers import LLM
 from worker.queue import QueueClient, Received
 from worker.sends import Sends
@@ -48,12 +51,14 @@ class Decider:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: ConsumerSettings,
         queue: QueueClient,
         store: Store,
         llm: LLM,
         owner: str,
         sends: Sends | None = None,
+        *,
+        signing_key: bytes = b"",
     ) -> None:
         self._settings = settings
         self._queue = queue
@@ -61,6 +66,11 @@ class Decider:
         self._llm = llm
         self._owner = owner
         self._sends = sends
+        self._signing_key = signing_key  # worker.queue.signing_key: internal messages' HMAC
+
+    def queue_name_of(self, message: Received) -> str:
+        lane = self._queue.lanes.get(message.lane)
+        return lane.queue_name if lane is not None else self._queue.queue_name
 
     def max_receives_of(self, message: Received) -> int:
         return self._queue.max_receives_for(message.lane) or self._settings.max_receives
@@ -68,7 +78,10 @@ class Decider:
     def decode(self, message: Received) -> Parsed | DeadLetter:
         """Parse the body and find its handler; anything we cannot serve is malformed."""
         try:
-            envelope = parse_message(message.body, message.identity)
+            trusted = verify(
+                message.body, message.attributes.get(SIGNATURE_ATTRIBUTE), self._signing_key
+            )
+            envelope = parse_message(message.body, message.identity, trusted=trusted)
             handler = handler_for(envelope.intent.type)
         except MalformedMessage as exc:
             log.warning(
@@ -84,7 +97,7 @@ class Decider:
             type=intent.type,
             user_id=intent.user_id,
             priority=intent.priority,
-            trace_id=envelope.trace_id,
+            trace_id=current_trace_id() or envelope.trace_id,
             parent_id=parent_of(intent) if intent.type in INTERNAL_TYPES else None,
         )
         return Parsed(message, envelope, ref, handler)
@@ -123,7 +136,10 @@ class Decider:
         log.info("workflow_started", user_id=work.ref.user_id, priority=work.ref.priority)
         try:
             async with asyncio.timeout(self._settings.workflow_timeout):
-                result = await work.handler(work.envelope.intent, context)
+                with span(
+                    f"handler {work.ref.type}", attributes={"fleet.workflow.id": work.ref.id}
+                ):
+                    result = await work.handler(work.envelope.intent, context)
         except Exception as exc:  # the table decides; a handler bug is retried, then DLQ'd
             return self.verdict_for(work, exc)
         return Succeeded(work, result)

@@ -22,7 +22,7 @@ from typing import Any
 
 import structlog
 
-from worker.config import Settings
+from worker.config import ConsumerSettings
 from worker.consumer.fairness import Fairness, user_of
 from worker.consumer.heartbeat import Heartbeat
 from worker.consumer.policy import retry_delay
@@ -93,13 +93,21 @@ class FleetStats:
     released: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
 
+    def sentence(self) -> str:
+        """``worker stopped after 12 messages: 10 completed, 2 dead_lettered.``"""
+        counted = ", ".join(f"{n} {word}" for word, n in sorted(self.outcomes.items()) if n)
+        released = f"; {self.released} released for another worker" if self.released else ""
+        noun = "message" if self.received == 1 else "messages"
+        done = counted or "nothing done"
+        return f"worker stopped after {self.received} {noun}: {done}{released}."
+
 
 class Fleet:
     """One process's worth of pollers and handlers."""
 
     def __init__(
         self,
-        settings: Settings,
+        settings: ConsumerSettings,
         queue: QueueClient,
         processor: Processor,
         heartbeat: Heartbeat,

@@ -19,6 +19,7 @@ from worker.consumer.settle import Settler
 from worker.consumer.verdicts import DeadLetter, Verdict
 from worker.contract import INTENT_TYPES
 from worker.observability.metrics import Metrics
+from worker.observability.spans import consuming
 from worker.queue import Received
 
 __all__ = ["Processor"]
@@ -37,7 +38,16 @@ class Processor:
 
     async def process(self, message: Received) -> Outcome:
         started = time.monotonic()
-        outcome = await self._process(message)
+        with consuming(
+            message.message_id,
+            message.attributes,
+            message.body,
+            destination=self._decider.queue_name_of(message),
+            receive_count=message.receive_count,
+            sent_at_ms=message.sent_at_ms,
+        ) as span:
+            outcome = await self._process(message)
+            span.set_attribute("fleet.outcome", outcome)
         intent = message.attributes.get("intentType", "")
         self._metrics.workflow(
             intent if intent in INTENT_TYPES else "unknown", outcome, time.monotonic() - started

@@ -14,7 +14,7 @@ from typing import Any
 import structlog
 from pydantic import SecretStr
 
-from worker.config import Settings
+from worker.config import ProviderSettings, SendSettings, Settings
 from worker.consumer.decide import Decider
 from worker.consumer.fleet import Fleet, FleetStats
 from worker.consumer.heartbeat import Heartbeat
@@ -36,7 +36,7 @@ from worker.providers import (
     ResponseCache,
     Route,
 )
-from worker.queue import QueueClient
+from worker.queue import QueueClient, signing_key
 from worker.sends import GatewayClient, Sends
 from worker.store import CostBuffer, SendLedger, Store, migrate
 
@@ -46,7 +46,7 @@ log = structlog.get_logger("worker.runtime")
 
 
 def build_llm(
-    settings: Settings, store: Store | None = None, metrics: Metrics | None = None
+    settings: ProviderSettings, store: Store | None = None, metrics: Metrics | None = None
 ) -> LLM:
     """The provider routes that are configured, with breakers, prices and the cache."""
     policy = BreakerPolicy(
@@ -95,7 +95,7 @@ def build_llm(
     )
 
 
-def build_sends(settings: Settings, store: Store, queue: QueueClient) -> Sends:
+def build_sends(settings: SendSettings, store: Store, queue: QueueClient) -> Sends:
     """The send service; without FLEET_SEND_GATEWAY_URL, sends fail permanently with why."""
     gateway = None
     if settings.send_gateway_url:
@@ -154,7 +154,7 @@ async def run_worker(
     async with AsyncExitStack() as stack:
         store = Store(database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
         await stack.enter_async_context(store)
-        llm = build_llm(settings, store, metrics)
+        llm = build_llm(settings.providers, store, metrics)
         stack.push_async_callback(llm.close)
         costs = CostBuffer(store)
         queue = QueueClient.from_settings(settings, pool=settings.pollers * 2 + 40)
@@ -168,16 +168,24 @@ async def run_worker(
             lease_seconds=settings.lease,
             metrics=metrics,
         )
-        sends = build_sends(settings, store, queue)
+        sends = build_sends(settings.sends, store, queue)
         if sends.gateway is not None:
             stack.push_async_callback(sends.gateway.close)
         processor = Processor(
-            Decider(settings, queue, store, llm, owner, sends),
-            Settler(settings, queue, store, owner, costs),
+            Decider(
+                settings.consumer,
+                queue,
+                store,
+                llm,
+                owner,
+                sends,
+                signing_key=signing_key(settings),
+            ),
+            Settler(settings.consumer, queue, store, owner, costs),
             heartbeat,
             metrics,
         )
-        fleet = Fleet(settings, queue, processor, heartbeat, metrics)
+        fleet = Fleet(settings.consumer, queue, processor, heartbeat, metrics)
         _background(stack, costs.run(), _final_flush_of(costs))
         await _start_sidecars(stack, settings, fleet, queue, store, metrics, owner)
         if handle_signals:

@@ -22,8 +22,9 @@ import math
 from collections.abc import Awaitable
 
 import structlog
+from opentelemetry.trace import SpanKind
 
-from worker.config import Settings
+from worker.config import ConsumerSettings
 from worker.consumer.outcomes import Outcome, Work, dead_letter_row, reason_of
 from worker.consumer.policy import retry_delay
 from worker.consumer.verdicts import (
@@ -37,6 +38,7 @@ from worker.consumer.verdicts import (
     Verdict,
 )
 from worker.errors import StoreUnavailable, WorkerError
+from worker.observability.spans import span
 from worker.queue import QueueClient, Received, attributes_of
 from worker.sends import MAX_DELAY
 from worker.store import CostBuffer, Store
@@ -51,7 +53,12 @@ class Settler:
     """Makes verdicts durable, store first, then queue."""
 
     def __init__(
-        self, settings: Settings, queue: QueueClient, store: Store, owner: str, costs: CostBuffer
+        self,
+        settings: ConsumerSettings,
+        queue: QueueClient,
+        store: Store,
+        owner: str,
+        costs: CostBuffer,
     ) -> None:
         self._settings = settings
         self._queue = queue
@@ -117,16 +124,17 @@ class Settler:
             else None
         )
         try:
-            saved = await self._store.record_failure(
-                work.ref,
-                self._owner,
-                status="failed" if final else "retrying",
-                error_code=exc.code,
-                error_message=str(exc),
-                calls=work.session.calls,
-                receive_count=message.receive_count,
-                dead_letter=dead_letter,
-            )
+            with span("postgres record_failure", kind=SpanKind.CLIENT):
+                saved = await self._store.record_failure(
+                    work.ref,
+                    self._owner,
+                    status="failed" if final else "retrying",
+                    error_code=exc.code,
+                    error_message=str(exc),
+                    calls=work.session.calls,
+                    receive_count=message.receive_count,
+                    dead_letter=dead_letter,
+                )
         except StoreUnavailable as store_exc:
             log.warning("workflow_failure_not_saved", error=str(store_exc))
             self._buffer_costs(work, str(store_exc))

@@ -1,7 +1,8 @@
 """Logging, configured once.
 
 JSON lines through structlog; context (workflow id, trace id, intent type) is
-bound with contextvars. The sanitizing processor runs last before rendering:
+bound with contextvars, and with tracing on every line inside a span carries
+that span's ``trace_id`` and ``span_id``. The sanitizing processor runs last before rendering:
 it drops values under secret-looking or content-bearing keys, masks anything
 that looks like a bearer token or API key inside strings, and caps sizes.
 """
@@ -15,6 +16,8 @@ from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any
 
 import structlog
+
+from worker.observability.tracing import log_trace_ids
 
 __all__ = ["add_secrets", "configure_logging", "sanitize"]
 
@@ -107,6 +110,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            log_trace_ids,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,

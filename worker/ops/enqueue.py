@@ -1,57 +1,88 @@
-"""Producer side: validate intents before they are sent, then send in batches."""
+"""Producer side: admit intents exactly as the worker will, then send in batches.
+
+``envelope_from_json`` runs ``worker.contract.admit``, the worker's own check
+(same models, same intent-level rules, same reason), with the LLM providers this
+configuration has (``configured_providers``), so a forced provider the fleet
+lacks is refused before anything is spent.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import ValidationError
-
-from worker.contract import Envelope, Intent, encode_envelope
-from worker.errors import EnqueueRefused
+from worker.config import Settings
+from worker.contract import Envelope, admit, encode_envelope
+from worker.errors import EnqueueRefused, MalformedMessage
 from worker.queue import LaneName, QueueClient
 
-__all__ = ["EnqueueLine", "enqueue_envelopes", "envelope_from_json", "read_jsonl"]
+__all__ = [
+    "EnqueueLine",
+    "configured_providers",
+    "enqueue_envelopes",
+    "envelope_from_json",
+    "read_jsonl",
+]
 
 
-def envelope_from_json(value: Any) -> Envelope:
-    """An envelope from decoded JSON: a full envelope, or a bare intent wrapped in one."""
-    if not isinstance(value, dict):
-        raise EnqueueRefused(f"expected a JSON object, got {type(value).__name__}")
+def configured_providers(settings: Settings) -> frozenset[str]:
+    """The LLM providers a worker with these settings has (as ``run_worker`` builds them)."""
+    names = set()
+    if settings.openai_api_key is not None:
+        names.add("openai")
+    if settings.azure_openai_endpoint and (
+        settings.azure_openai_api_key or settings.azure_openai_ad_token
+    ):
+        names.add("azure")
+    return frozenset(names)
+
+
+def envelope_from_json(value: Any, providers: frozenset[str] | None = None) -> Envelope:
+    """An envelope from decoded JSON (a full envelope, or a bare intent wrapped in one
+    with a new workflow id), admitted by the worker's own check: ``EnqueueRefused``
+    carries the worker's reason and code."""
     try:
-        if "intent" in value:
-            return Envelope.model_validate(value)
-        return Envelope.wrap(Intent.model_validate(value))
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()[:5]
-        )
-        raise EnqueueRefused(problems, code="invalid") from exc
+        envelope = admit(value, providers=providers)
+    except MalformedMessage as exc:
+        raise EnqueueRefused(str(exc), code=exc.code) from exc
+    if envelope.enqueued_at is None:
+        envelope = envelope.model_copy(update={"enqueued_at": datetime.now(UTC)})
+    return envelope
 
 
 @dataclass(frozen=True, slots=True)
 class EnqueueLine:
+    """One JSONL line: its envelope, or why it was refused and where (1-based)."""
+
     number: int
     envelope: Envelope | None
     error: str | None
+    column: int = 1
+    code: str = "invalid"
 
 
-def read_jsonl(path: Path) -> Iterator[EnqueueLine]:
-    """Each non-blank line of a JSONL file, parsed and validated, with its line number."""
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield EnqueueLine(number, envelope_from_json(json.loads(line)), None)
-            except json.JSONDecodeError as exc:
-                yield EnqueueLine(number, None, f"not JSON: {exc.msg} (column {exc.colno})")
-            except EnqueueRefused as exc:
-                yield EnqueueLine(number, None, str(exc))
+def read_jsonl(
+    lines: Iterable[str], providers: frozenset[str] | None = None
+) -> Iterator[EnqueueLine]:
+    """Each non-blank line of JSONL text, admitted, with its line number; a line that is
+    not JSON says where (line and column)."""
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            decoded = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield EnqueueLine(number, None, f"not JSON: {exc.msg}", exc.colno, "not_json")
+            continue
+        try:
+            yield EnqueueLine(number, envelope_from_json(decoded, providers), None)
+        except EnqueueRefused as exc:
+            column = len(line) - len(line.lstrip()) + 1
+            yield EnqueueLine(number, None, str(exc), column, exc.code)
 
 
 async def enqueue_envelopes(

@@ -39,6 +39,7 @@ from worker.errors import (
     WorkerError,
 )
 from worker.observability.metrics import Metrics
+from worker.observability.spans import event, llm_attempt, llm_cache_hit, llm_usage
 from worker.outbound import retrying
 from worker.providers.base import ChatClient, ChatRequest, ChatResponse, Message
 from worker.providers.breaker import CircuitBreaker
@@ -199,12 +200,33 @@ class LLMSession:
                 wait_s=round(wait, 3),
                 error_code=getattr(error, "code", "unknown"),
             )
+            event(
+                "retry_scheduled",
+                {"fleet.llm.provider": name, "fleet.llm.attempt": tries, "wait_s": wait},
+            )
             if self._llm.on_wait is not None:
                 self._llm.on_wait(name, wait)
 
         return await retrying(self._llm.retry_delays, attempt, on_backoff=scheduled)()
 
     async def _attempt(self, route: Route, request: ChatRequest, attempt: int) -> ChatResponse:
+        """One call, in a span of its own (GenAI conventions; tokens and cost when answered)."""
+        name = route.client.name
+        with llm_attempt(name, request.model, attempt, request.max_tokens) as span:
+            response = await self._call(route, request, attempt)
+            if span.is_recording():
+                done = self.calls[-1]
+                llm_usage(
+                    span,
+                    done.model,
+                    done.prompt_tokens,
+                    done.completion_tokens,
+                    float(done.cost_usd),
+                    done.usage_source,
+                )
+            return response
+
+    async def _call(self, route: Route, request: ChatRequest, attempt: int) -> ChatResponse:
         name = route.client.name
         left = self._time_left()
         if left is not None and left <= 0:
@@ -273,6 +295,7 @@ class LLMSession:
     def _record_hit(self, provider: str, response: ChatResponse) -> None:
         log.info("llm_cache_hit", provider=provider, model=response.model)
         self.calls.append(hit_call(provider, response, self._llm.prices))
+        llm_cache_hit(provider, response.model, response.prompt_tokens, response.completion_tokens)
 
     # --- structured output -----------------------------------------------
     async def complete_structured(self, messages: list[Message], schema: type[M]) -> M:

@@ -7,6 +7,7 @@ from worker.queue.client import (
     QueueDepth,
     Received,
     attributes_of,
+    signing_key,
     sqs_client,
 )
 
@@ -18,5 +19,6 @@ __all__ = [
     "Received",
     "attributes_of",
     "create_queues",
+    "signing_key",
     "sqs_client",
 ]

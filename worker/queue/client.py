@@ -21,20 +21,32 @@ import structlog
 
 from worker.aws import aws_call, aws_client
 from worker.config import Settings
-from worker.contract import Envelope, encode_envelope, message_attributes
-from worker.errors import ConfigError, QueueUnavailable
+from worker.contract import INTERNAL_TYPES, Envelope, encode_envelope, message_attributes
+from worker.contract.signing import SIGNATURE_ATTRIBUTE, derive_key, sign
+from worker.errors import ConfigError, EnqueueRefused, QueueUnavailable
+from worker.observability.spans import producing
 from worker.queue.lanes import PRIORITY_LEVELS, Lane, open_lane
 from worker.queue.messages import (
+    SQS_MAX_ATTRIBUTES,
     Attributes,
     LaneName,
     QueueDepth,
     Received,
     attributes_of,
+    fit_attributes,
     sqs_safe,
 )
 from worker.queue.operators import QueueOperations
 
-__all__ = ["LaneName", "QueueClient", "QueueDepth", "Received", "attributes_of", "sqs_client"]
+__all__ = [
+    "LaneName",
+    "QueueClient",
+    "QueueDepth",
+    "Received",
+    "attributes_of",
+    "signing_key",
+    "sqs_client",
+]
 
 DEFAULT_MAX_BYTES = 262_144
 log = structlog.get_logger("worker.queue")
@@ -43,6 +55,13 @@ log = structlog.get_logger("worker.queue")
 def sqs_client(endpoint: str | None, region: str, *, pool: int = 50) -> Any:
     """An SQS client context (see ``worker.aws.aws_client``)."""
     return aws_client("sqs", endpoint, region, pool=pool)
+
+
+def signing_key(settings: Settings) -> bytes:
+    """The key of the fleet's signature on internal messages (``worker.contract.signing``)."""
+    secret = settings.internal_key.get_secret_value() if settings.internal_key else None
+    url = settings.database_url.get_secret_value() if settings.database_url else None
+    return derive_key(secret, url, settings.queue_name)
 
 
 class QueueClient(QueueOperations):
@@ -58,11 +77,13 @@ class QueueClient(QueueOperations):
         pool: int = 50,
         priority_name: str | None = None,
         max_message_bytes: int = DEFAULT_MAX_BYTES,
+        signing_key: bytes = b"",
     ) -> None:
         self.queue_name = queue_name
         self.dlq_name = dlq_name
         self.priority_name = priority_name
         self.max_message_bytes = max_message_bytes
+        self._signing_key = signing_key or derive_key(None, None, queue_name)
         self._endpoint = endpoint
         self._region = region
         self._pool = pool
@@ -80,6 +101,7 @@ class QueueClient(QueueOperations):
             pool=pool,
             priority_name=settings.priority_lane_name,
             max_message_bytes=settings.max_message_bytes,
+            signing_key=signing_key(settings),
         )
 
     async def open(self) -> None:
@@ -170,7 +192,7 @@ class QueueClient(QueueOperations):
         """Put an intent on the queue: its lane by priority, routing and trace attributes,
         refused (``EnqueueRefused``) over the queue's size limit. Returns the MessageId."""
         lane, body, attributes = self._wire(envelope)
-        return await self.send(body, attributes, delay=delay, lane=lane)
+        return await self.send(body, attributes, delay=delay, lane=lane, seed=_seed(envelope))
 
     async def send_envelopes(self, envelopes: list[Envelope]) -> list[str]:
         """``send_envelope`` for up to 10 envelopes, one batch call per lane among them."""
@@ -178,14 +200,22 @@ class QueueClient(QueueOperations):
         ids = [""] * len(wired)
         for lane in dict.fromkeys(lane for lane, _, _ in wired):
             members = [i for i, (of, _, _) in enumerate(wired) if of == lane]
-            sent = await self.send_batch([wired[i][1:] for i in members], lane)
+            sent = await self.send_batch(
+                [wired[i][1:] for i in members], lane, seeds=[_seed(envelopes[i]) for i in members]
+            )
             for member, message_id in zip(members, sent, strict=True):
                 ids[member] = message_id
         return ids
 
     def _wire(self, envelope: Envelope) -> tuple[LaneName, str, Attributes]:
         body = encode_envelope(envelope, self.max_message_bytes)
-        return self.lane_for(envelope.intent.priority), body, message_attributes(envelope)
+        attributes = message_attributes(envelope)
+        if envelope.intent.type in INTERNAL_TYPES:
+            attributes[SIGNATURE_ATTRIBUTE] = {
+                "DataType": "String",
+                "StringValue": sign(body, self._signing_key),
+            }
+        return self.lane_for(envelope.intent.priority), body, attributes
 
     async def send(
         self,
@@ -195,48 +225,113 @@ class QueueClient(QueueOperations):
         delay: int = 0,
         to_dlq: bool = False,
         lane: LaneName = "standard",
+        seed: str | None = None,
     ) -> str:
-        """Send a body as it is (copies of received messages, replays, raw test bodies)."""
+        """Send a body as it is (copies of received messages, replays, raw test bodies).
+        Tracing on, the copy carries the current trace (or the one it carried already);
+        ``seed`` is a producer's trace id for a new one."""
         if not 0 <= delay <= 900:
             raise ValueError(f"DelaySeconds must be 0..900, got {delay}")
         target = self._of(lane)
         url = target.dlq_url if to_dlq else target.url
-        reply = await aws_call(
-            "SendMessage",
-            lambda: self._client.send_message(
-                QueueUrl=url, MessageBody=body, MessageAttributes=attributes, DelaySeconds=delay
-            ),
-        )
+        with producing(url.rsplit("/", 1)[-1], attributes, seed=seed):
+            reply = await aws_call(
+                "SendMessage",
+                lambda: self._client.send_message(
+                    QueueUrl=url,
+                    MessageBody=body,
+                    MessageAttributes=attributes,
+                    DelaySeconds=delay,
+                ),
+            )
         return str(reply["MessageId"])
 
     async def send_batch(
-        self, items: list[tuple[str, Attributes]], lane: LaneName = "standard"
+        self,
+        items: list[tuple[str, Attributes]],
+        lane: LaneName = "standard",
+        *,
+        seeds: list[str | None] | None = None,
     ) -> list[str]:
-        """Send up to 10 bodies in one call; raise if any entry failed."""
-        url = self._of(lane).url
+        """Send up to 10 bodies in one call (a producer span each); raise if any failed."""
+        results = await self._send_entries(items, lane, seeds)
+        failed = [r for r in results if isinstance(r, QueueUnavailable)]
+        if failed:
+            raise QueueUnavailable(
+                f"SendMessageBatch: {len(failed)} entries failed ({failed[0]})", code=failed[0].code
+            )
+        return [str(r) for r in results]
+
+    async def send_envelopes_each(
+        self, envelopes: list[Envelope]
+    ) -> list[str | EnqueueRefused | QueueUnavailable]:
+        """``send_envelopes`` reporting per entry: a MessageId, or why that entry was not
+        sent (too large; refused by SQS). Nothing raises for one entry's sake."""
+        results: list[str | EnqueueRefused | QueueUnavailable] = []
+        wired: list[tuple[int, tuple[LaneName, str, Attributes]]] = []
+        seeds = [_seed(envelope) for envelope in envelopes]
+        for index, envelope in enumerate(envelopes):
+            try:
+                wired.append((index, self._wire(envelope)))
+            except EnqueueRefused as exc:
+                results.append(exc)
+                continue
+            results.append("")
+        for lane in dict.fromkeys(w[0] for _, w in wired):
+            members = [(i, w) for i, w in wired if w[0] == lane]
+            try:
+                sent = await self._send_entries(
+                    [w[1:] for _, w in members], lane, [seeds[i] for i, _ in members]
+                )
+            except QueueUnavailable as exc:
+                sent = [exc] * len(members)
+            for (index, _), outcome in zip(members, sent, strict=True):
+                results[index] = outcome
+        return results
+
+    async def _send_entries(
+        self,
+        items: list[tuple[str, Attributes]],
+        lane: LaneName,
+        seeds: list[str | None] | None = None,
+    ) -> list[str | QueueUnavailable]:
+        target = self._of(lane)
         entries = [
             {"Id": str(i), "MessageBody": body, "MessageAttributes": attrs}
             for i, (body, attrs) in enumerate(items)
         ]
-        reply = await aws_call(
-            "SendMessageBatch",
-            lambda: self._client.send_message_batch(QueueUrl=url, Entries=entries),
-        )
-        if reply.get("Failed"):
-            first = reply["Failed"][0]
-            raise QueueUnavailable(
-                f"SendMessageBatch: {len(reply['Failed'])} entries failed "
-                f"({first.get('Code')}: {first.get('Message')})"
+        with contextlib.ExitStack() as spans:
+            for i, (_, attrs) in enumerate(items):
+                seed = seeds[i] if seeds else None
+                spans.enter_context(producing(target.queue_name, attrs, seed=seed))
+            reply = await aws_call(
+                "SendMessageBatch",
+                lambda: self._client.send_message_batch(QueueUrl=target.url, Entries=entries),
             )
-        by_id = {int(ok["Id"]): str(ok["MessageId"]) for ok in reply.get("Successful", [])}
-        return [by_id[i] for i in range(len(items))]
+        out: list[str | QueueUnavailable] = [
+            QueueUnavailable("SendMessageBatch: no answer for this entry")
+        ] * len(items)
+        for ok in reply.get("Successful", []):
+            out[int(ok["Id"])] = str(ok["MessageId"])
+        for bad in reply.get("Failed", []):
+            code = str(bad.get("Code") or "aws")
+            out[int(bad["Id"])] = QueueUnavailable(f"{code}: {bad.get('Message')}", code=code)
+        return out
 
     async def move_to_dlq(self, message: Received, reason: dict[str, str]) -> None:
         """Copy to the lane's DLQ with error attributes, then delete from its queue."""
         attrs = attributes_of(message)
         for name, value in reason.items():
             attrs[name] = {"DataType": "String", "StringValue": sqs_safe(value[:256]) or "-"}
+        # room for the traceparent the send adds when tracing is on
+        room = SQS_MAX_ATTRIBUTES - (0 if "traceparent" in attrs else 1)
         await self.send(
-            message.body or " ", dict(list(attrs.items())[:10]), to_dlq=True, lane=message.lane
+            message.body or " ", fit_attributes(attrs, room), to_dlq=True, lane=message.lane
         )
         await self.delete(message)
+
+
+def _seed(envelope: Envelope) -> str | None:
+    """A producer's own trace id (the seed's ``traceContext``), to start its trace with."""
+    given = envelope.intent.trace_context
+    return given.trace_id if given is not None else None

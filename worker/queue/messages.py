@@ -6,7 +6,17 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["Attributes", "LaneName", "QueueDepth", "Received", "attributes_of", "sqs_safe"]
+__all__ = [
+    "KEEP_FIRST",
+    "SQS_MAX_ATTRIBUTES",
+    "Attributes",
+    "LaneName",
+    "QueueDepth",
+    "Received",
+    "attributes_of",
+    "fit_attributes",
+    "sqs_safe",
+]
 
 Attributes = dict[str, dict[str, str]]
 LaneName = Literal["standard", "priority"]
@@ -65,6 +75,29 @@ _SQS_INVALID = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff
 def sqs_safe(text: str) -> str:
     """Only the characters SQS accepts in bodies and attributes (hostile input has others)."""
     return _SQS_INVALID.sub("?", text)
+
+
+SQS_MAX_ATTRIBUTES = 10
+# What a DLQ copy keeps first when SQS's ten attributes are not enough: why it left, who
+# it is, how to route it and prove it internal; trace and user come last.
+KEEP_FIRST = (
+    "errorClass",
+    "errorCode",
+    "errorMessage",
+    "sourceMessageId",
+    "intentType",
+    "priority",
+    "fleetSignature",
+    "traceparent",
+)
+
+
+def fit_attributes(attrs: Attributes, room: int = SQS_MAX_ATTRIBUTES) -> Attributes:
+    """At most ``room`` attributes, those of ``KEEP_FIRST`` first (in that order)."""
+    if len(attrs) <= room:
+        return attrs
+    ranked = sorted(attrs, key=lambda n: KEEP_FIRST.index(n) if n in KEEP_FIRST else 99)
+    return {name: attrs[name] for name in ranked[:room]}
 
 
 def attributes_of(message: Received) -> Attributes:

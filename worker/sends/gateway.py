@@ -7,10 +7,16 @@ original result instead of delivering twice.
 
 from __future__ import annotations
 
+from opentelemetry.trace import SpanKind
+
 from worker.errors import UpstreamUnavailable
+from worker.observability.spans import span
+from worker.observability.tracing import inject_headers
 from worker.outbound import JsonPoster, Send, status_error
 
 __all__ = ["GatewayClient"]
+
+_HTTP = {"http.request.method": "POST", "url.path": "/messages", "fleet.peer": "gateway"}
 
 
 class GatewayClient:
@@ -35,12 +41,16 @@ class GatewayClient:
 
     async def send(self, *, creator_id: str, fan_id: str, text: str, key: str) -> str:
         """Deliver one message; return the gateway's message id."""
-        response = await self._client.post(
-            "/messages",
-            {"creatorId": creator_id, "fanId": fan_id, "text": text},
-            time_limit=self.timeout,
-            headers={"Idempotency-Key": key},
-        )
+        headers = {"Idempotency-Key": key}
+        with span("POST gateway /messages", kind=SpanKind.CLIENT, attributes=_HTTP) as call:
+            inject_headers(headers)  # the gateway may join the trace
+            response = await self._client.post(
+                "/messages",
+                {"creatorId": creator_id, "fanId": fan_id, "text": text},
+                time_limit=self.timeout,
+                headers=headers,
+            )
+            call.set_attribute("http.response.status_code", response.status)
         if response.is_success:
             try:
                 return str(response.json()["id"])

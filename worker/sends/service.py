@@ -24,7 +24,7 @@ from worker.outbound import retrying
 from worker.sends.gateway import GatewayClient
 from worker.store.sends import SendLedger
 
-__all__ = ["MAX_DELAY", "Enqueue", "Sends", "send_key"]
+__all__ = ["MAX_DELAY", "Enqueue", "Sends", "enqueue_delay", "send_key"]
 
 MAX_DELAY = 900
 SHORT_WAIT = 1.0
@@ -35,6 +35,13 @@ log = structlog.get_logger("worker.sends")
 def send_key(source_id: str, recipient_id: str) -> str:
     """The idempotency key of one message to one fan from one workflow or campaign."""
     return hashlib.sha256(f"{source_id}:{recipient_id}".encode()).hexdigest()[:40]
+
+
+def enqueue_delay(due_in: float) -> int:
+    """DelaySeconds for a slot ``due_in`` seconds away: whole seconds, rounded up (a
+    fraction above a millisecond counts as a second), 0 for a slot already due, at most
+    SQS's 900 (a later slot is re-delayed on receipt)."""
+    return max(0, min(MAX_DELAY, int(due_in + 0.999)))
 
 
 class Sends:
@@ -85,8 +92,7 @@ class Sends:
             spacing=self.spacing,
             replace=replace,
         )
-        due_in = (scheduled.slot_at - datetime.now(UTC)).total_seconds()
-        delay = max(0, min(MAX_DELAY, int(due_in + 0.999)))
+        delay = enqueue_delay((scheduled.slot_at - datetime.now(UTC)).total_seconds())
         if not scheduled.enqueued and scheduled.status == "scheduled":
             intent = Intent(
                 type="onlyfans_send",

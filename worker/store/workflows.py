@@ -61,9 +61,11 @@ class Workflows:
         self._db = db
         # group commit: at most two statements of each kind in flight, the rest wait and
         # travel together in the next one
-        self._claims: Batcher[ClaimAsk, Claim] = Batcher(self._claim_batch, size=200, parallel=2)
+        self._claims: Batcher[ClaimAsk, Claim] = Batcher(
+            self._claim_batch, size=200, parallel=2, trace_name="postgres claim"
+        )
         self._completions: Batcher[Completion, tuple[bool, bool]] = Batcher(
-            self._complete_batch, size=200, parallel=2
+            self._complete_batch, size=200, parallel=2, trace_name="postgres complete"
         )
 
     async def drain(self) -> None:
