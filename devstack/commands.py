@@ -9,15 +9,15 @@ from typing import Any
 import click
 from rich.table import Table
 
-from worker.commands.common import console, errors, friendly, run_async
+from worker.commands.common import console, emit_json, errors, friendly, output_option, run_async
 from worker.observability import configure_logging
 
 __all__ = ["bench", "demo"]
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--verbose", is_flag=True, help="Show the worker's JSON logs.")
+@output_option(legacy_json=True)
 @friendly
 def demo(as_json: bool, verbose: bool) -> None:
     """Run the whole fleet on a local stack it starts and stops itself.
@@ -37,7 +37,7 @@ def demo(as_json: bool, verbose: bool) -> None:
         summary = run_async(run_demo(settings, on_step=lambda text: spin.update(text)))
         spin.update("stopping the local stack")
     if as_json:
-        print(json.dumps(summary, indent=2, default=str))
+        emit_json(summary)
         return
     _print_summary(summary)
 
@@ -72,17 +72,17 @@ def bench(quick: bool, out: Path, chart: Path) -> None:
 
 def _print_summary(summary: dict[str, Any]) -> None:
     console.print(
-        f"[bold]demo finished in {summary['elapsed_s']} s[/]: enqueued {summary['enqueued']}, "
-        f"completed [green]{summary['completed']}[/], dead-lettered "
-        f"[red]{summary['dead_lettered']}[/], retried {summary['retried']}, "
-        f"{summary['llm_calls']} LLM calls, cost ${summary['cost_usd']:.6f}"
+        f"[bold]demo finished in {summary['elapsedSeconds']} s[/]: enqueued "
+        f"{summary['enqueued']}, completed [green]{summary['completed']}[/], dead-lettered "
+        f"[red]{summary['deadLettered']}[/], retried {summary['retried']}, "
+        f"{summary['llmCalls']} LLM calls, cost ${summary['costUsd']}"
     )
     sends = ", ".join(f"{k} {v}" for k, v in sorted(summary.get("sends", {}).items()))
     console.print(f"OnlyFans sends: {sends or 'none'}")
     letters = Table(title="dead-lettered (reason recorded in Postgres)")
     for column in ("intent", "class", "code", "reason"):
         letters.add_column(column)
-    for row in summary["dead_letters"]:
+    for row in summary["deadLetters"]:
         letters.add_row(
             row["intentType"] or "-", row["errorClass"], row["errorCode"], row["reason"][:90]
         )
@@ -91,8 +91,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
     costs.add_column("by")
     costs.add_column("name")
     costs.add_column("usd", justify="right")
-    for name, value in summary["cost_by_provider"].items():
-        costs.add_row("provider", name, f"{value:.6f}")
-    for name, value in summary["cost_by_intent"].items():
-        costs.add_row("intent", name, f"{value:.6f}")
+    for name, value in summary["costByProvider"].items():
+        costs.add_row("provider", name, value)
+    for name, value in summary["costByIntent"].items():
+        costs.add_row("intent", name, value)
     console.print(costs)

@@ -27,6 +27,7 @@ from devstack.postgres import EmbeddedPostgres, scratch_database
 from worker.config import Settings, load_settings
 from worker.consumer import run_worker
 from worker.contract import INTERNAL_TYPES, Envelope, Intent
+from worker.ops.shape import usd
 from worker.queue import QueueClient, QueueSpec, create_queues
 from worker.store import Store, migrate
 from worker.store.reads import cost_since, dead_letters_since, run_outcome
@@ -208,26 +209,24 @@ async def summarize(
     counts = outcome.statuses
     letters = await dead_letters_since(store, since)
     costs = await cost_since(store, since)
-    by_provider: dict[str, float] = {}
-    by_intent: dict[str, float] = {}
-    total = Decimal(0)
+    by_provider: dict[str, Decimal] = {}
+    by_intent: dict[str, Decimal] = {}
     for row in costs:
         cost = Decimal(row["cost_usd"] or 0)
-        total += cost
-        by_provider[row["provider"]] = by_provider.get(row["provider"], 0.0) + float(cost)
-        by_intent[row["intent_type"]] = by_intent.get(row["intent_type"], 0.0) + float(cost)
+        by_provider[row["provider"]] = by_provider.get(row["provider"], Decimal(0)) + cost
+        by_intent[row["intent_type"]] = by_intent.get(row["intent_type"], Decimal(0)) + cost
     summary: dict[str, Any] = {
         "completed": counts.get("completed", 0),
-        "dead_lettered": len(letters),
+        "deadLettered": len(letters),
         "retried": outcome.retried,
-        "failed_workflows": counts.get("failed", 0),
-        "in_progress": counts.get("running", 0) + counts.get("retrying", 0),
-        "llm_calls": sum(int(r["calls"]) for r in costs),
+        "failedWorkflows": counts.get("failed", 0),
+        "inProgress": counts.get("running", 0) + counts.get("retrying", 0),
+        "llmCalls": sum(int(r["calls"]) for r in costs),
         "sends": outcome.sends,
-        "cost_usd": round(float(total), 8),
-        "cost_by_provider": by_provider,
-        "cost_by_intent": by_intent,
-        "dead_letters": [
+        "costUsd": usd(sum(by_provider.values(), Decimal(0))),
+        "costByProvider": {name: usd(value) for name, value in by_provider.items()},
+        "costByIntent": {name: usd(value) for name, value in by_intent.items()},
+        "deadLetters": [
             {
                 "messageId": r["message_id"],
                 "intentType": r["intent_type"],
@@ -239,7 +238,7 @@ async def summarize(
         ],
     }
     if queue is not None:
-        summary["dlq_depth"] = (await queue.depth(dlq=True)).visible
+        summary["dlqDepth"] = (await queue.depth(dlq=True)).visible
     return summary
 
 
@@ -270,5 +269,5 @@ async def run_demo(
         summary = await summarize(store, since, queue)
     summary["enqueued"] = len(messages)
     summary["received"] = stats.received
-    summary["elapsed_s"] = round(time.monotonic() - started, 2)
+    summary["elapsedSeconds"] = round(time.monotonic() - started, 2)
     return summary

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -150,7 +151,7 @@ def test_demo_json_summary(sqs_endpoint: str, pg_server: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLEET_", "AWS_"))}
     env.update({"AWS_ENDPOINT_URL_SQS": sqs_endpoint, "TEST_DATABASE_URL": pg_server})
     result = subprocess.run(
-        [*FLEET, "demo", "--json"],
+        [*FLEET, "demo", "--output", "json"],
         env=env,
         capture_output=True,
         text=True,
@@ -162,14 +163,15 @@ def test_demo_json_summary(sqs_endpoint: str, pg_server: str) -> None:
     assert summary["enqueued"] == 10
     assert summary["completed"] == 7
     assert summary["sends"] == {"sent": 7}
-    assert summary["dead_lettered"] == 3
+    assert summary["deadLettered"] == 3
     assert summary["retried"] == 1
-    assert summary["in_progress"] == 0
-    assert summary["cost_usd"] > 0
-    assert summary["dlq_depth"] == 3
-    classes = sorted(d["errorClass"] for d in summary["dead_letters"])
+    assert summary["inProgress"] == 0
+    assert Decimal(summary["costUsd"]) > 0 and "e" not in summary["costUsd"].lower()
+    assert summary["dlqDepth"] == 3
+    classes = sorted(d["errorClass"] for d in summary["deadLetters"])
     assert classes == ["malformed", "malformed", "permanent"]
-    assert set(summary["cost_by_intent"]) == {
+    assert all("_" not in key for key in summary)  # camelCase, as the contract
+    assert set(summary["costByIntent"]) == {
         "content_planning",
         "message_generation",
         "content_validation",

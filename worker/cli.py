@@ -12,7 +12,16 @@ import click
 from worker import __version__
 from worker.commands import console as web_console
 from worker.commands import dlq, enqueue, operations, status
-from worker.commands.common import console, errors, friendly, run_async, settings_from_env
+from worker.commands.common import (
+    camel,
+    console,
+    emit_json,
+    errors,
+    friendly,
+    output_option,
+    run_async,
+    settings_from_env,
+)
 from worker.contract import json_schema
 
 SCHEMA_PATH = Path("docs/contract.schema.json")
@@ -102,15 +111,30 @@ def run(until_idle: bool, concurrency: int | None, processes: int) -> None:
 @main.command()
 @click.option("--url", help="Health URL (default http://127.0.0.1:$FLEET_HEALTH_PORT/healthz).")
 @click.option("--ready", is_flag=True, help="Check readiness (/readyz) instead of liveness.")
+@output_option()
 @friendly
-def check(url: str | None, ready: bool) -> None:
+def check(url: str | None, ready: bool, as_json: bool) -> None:
     """Exit 0 if the local worker is alive (or ready), 1 if not: for container health checks."""
-    import urllib.error
-    import urllib.request
-
     if url is None:
         port = _settings().health_port
         url = f"http://127.0.0.1:{port}/{'readyz' if ready else 'healthz'}"
+    status, detail = _probe(url)
+    healthy = status == 200
+    if as_json:
+        emit_json({"healthy": healthy, "url": url, "httpStatus": status, "detail": detail})
+    elif healthy:
+        console.print(f"healthy: {detail}")
+    else:
+        errors.print(f"unhealthy: {detail}")
+    if not healthy:
+        sys.exit(1)
+
+
+def _probe(url: str) -> tuple[int | None, str]:
+    """(HTTP status, detail) of a health URL; (None, why) when nothing answered."""
+    import urllib.error
+    import urllib.request
+
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # a local probe
     try:
         with opener.open(url, timeout=5.0) as reply:
@@ -118,26 +142,26 @@ def check(url: str | None, ready: bool) -> None:
     except urllib.error.HTTPError as exc:  # an answer all the same (503 when not ready)
         status, kind, body = exc.code, exc.headers.get("content-type", ""), exc.read()
     except (urllib.error.URLError, OSError) as exc:
-        errors.print(f"unhealthy: {url} did not answer ({type(exc).__name__})")
-        sys.exit(1)
+        return None, f"{url} did not answer ({type(exc).__name__})"
     text = body.decode("utf-8", "replace")
     detail = text[:200]
     if kind.startswith("application/json"):
-        detail = json.loads(text).get("detail", "")
-    if status != 200:
-        errors.print(f"unhealthy: {detail}")
-        sys.exit(1)
-    console.print(f"healthy: {detail}")
+        detail = str(json.loads(text).get("detail", ""))
+    return status, detail
 
 
 @main.command()
+@output_option()
 @friendly
-def migrate() -> None:
+def migrate(as_json: bool) -> None:
     """Apply pending SQL migrations to DATABASE_URL."""
     from worker.store import migrate as apply
 
     settings = _settings()
     applied = _run(apply(settings.require_database_url()))
+    if as_json:
+        emit_json({"applied": applied})
+        return
     console.print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
 
 
@@ -147,8 +171,9 @@ def queues() -> None:
 
 
 @queues.command("create")
+@output_option()
 @friendly
-def queues_create() -> None:
+def queues_create(as_json: bool) -> None:
     """Create (or update) the work queue and its DLQ with a RedrivePolicy. Idempotent.
 
     With FLEET_PAYLOAD_BUCKET set, the payload bucket is created too when S3 is a local
@@ -158,17 +183,21 @@ def queues_create() -> None:
     s = _settings()
     spec = QueueSpec.from_settings(s)
     urls = _run(create_queues(spec, endpoint=s.sqs_endpoint_url, region=s.aws_region))
-    for name, value in urls.items():
-        console.print(f"{name}: {value}")
     if s.payload_bucket:
+        bucket_name = s.payload_bucket
 
         async def bucket() -> str:
             async with Payloads(
-                s.payload_bucket, endpoint=s.s3_endpoint_url, region=s.aws_region
+                bucket_name, endpoint=s.s3_endpoint_url, region=s.aws_region
             ) as payloads:
                 return await payloads.ensure_bucket(create=s.s3_endpoint_url is not None)
 
-        console.print(f"payload_bucket: {s.payload_bucket} ({_run(bucket())})")
+        urls["payload_bucket"] = f"{bucket_name} ({_run(bucket())})"
+    if as_json:
+        emit_json({camel(name): value for name, value in urls.items()})
+        return
+    for name, value in urls.items():
+        console.print(f"{name}: {value}")
 
 
 @main.command()

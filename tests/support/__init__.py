@@ -1,10 +1,11 @@
 """What tests share, imported from here and never from another test module."""
 
-from tests.support.cli import FLEET, SHUTDOWN_MARGIN, LoggedProcess, env_for, fleet
+from tests.support.cli import FLEET, SHUTDOWN_MARGIN, LoggedProcess, dlq_json, env_for, fleet
 from tests.support.db import query
 from tests.support.workers import (
     API_KEY,
     Factory,
+    dead_letter,
     dlq_messages,
     drain,
     envelope,
@@ -20,6 +21,8 @@ __all__ = [
     "SHUTDOWN_MARGIN",
     "Factory",
     "LoggedProcess",
+    "dead_letter",
+    "dlq_json",
     "dlq_messages",
     "drain",
     "env_for",

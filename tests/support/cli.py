@@ -56,6 +56,14 @@ def fleet(args: list[str], env: dict[str, str], **kw: Any) -> subprocess.Complet
     )
 
 
+def dlq_json(settings: Settings, *args: str) -> list[dict[str, Any]]:
+    """`fleet dlq list` as JSON (through the old --json flag, kept as an alias)."""
+    result = fleet(["dlq", "list", "--json", *args], env_for(settings))
+    assert result.returncode == 0, result.stderr
+    rows: list[dict[str, Any]] = json.loads(result.stdout)
+    return rows
+
+
 class LoggedProcess:
     """A `fleet` subprocess whose stderr goes to a file (a pipe nobody reads would fill
     up and block the worker mid-log)."""

@@ -81,3 +81,25 @@ def provider_settings(openai: FakeLLM, azure: FakeLLM) -> dict[str, Any]:
         "retry_base_seconds": 0.5,
         "retry_max_seconds": 2,
     }
+
+
+async def dead_letter(settings: Settings, forced: int, malformed: int) -> list[str]:
+    """Fill the DLQ: forced-to-Azure intents (Azure not configured) and malformed bodies."""
+    envs = [
+        envelope(
+            {
+                "type": "message_generation",
+                "userId": f"u{i}",
+                "forceProvider": "azure",
+                "contentType": "dm",
+                "data": {"context": f"hello {i}"},
+            }
+        )
+        for i in range(forced)
+    ]
+    await send_bodies(settings, [*envs, *[f"not json {i}" for i in range(malformed)]])
+    stats = await drain(settings)
+    assert stats.outcomes == {
+        k: v for k, v in {"dead_lettered": forced, "malformed": malformed}.items() if v
+    }
+    return [str(e.workflow_id) for e in envs]

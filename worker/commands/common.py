@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import sys
 from collections.abc import Callable, Coroutine
+from datetime import date, datetime
+from decimal import Decimal
 from functools import wraps
 from typing import Any, TypeVar
+from uuid import UUID
 
 import click
 from rich.console import Console
@@ -16,8 +20,21 @@ from rich.console import Console
 from worker.config import Settings, load_settings
 from worker.errors import ConfigError, WorkerError
 from worker.observability import configure_logging, configure_tracing
+from worker.ops.shape import by_camel, camel, usd
 
-__all__ = ["console", "errors", "friendly", "parse_duration", "run_async", "settings_from_env"]
+__all__ = [
+    "by_camel",
+    "camel",
+    "console",
+    "emit_json",
+    "errors",
+    "friendly",
+    "output_option",
+    "parse_duration",
+    "run_async",
+    "settings_from_env",
+    "usd",
+]
 
 
 def _console(stderr: bool) -> Console:
@@ -84,3 +101,46 @@ def friendly(func: Callable[..., None]) -> Callable[..., None]:
             sys.exit(1)
 
     return wrapper
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, Decimal):
+        return f"{value:f}"
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, UUID):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def emit_json(value: object) -> None:
+    """The one way a command prints JSON: to stdout, indented, one document, keys as
+    given (camelCase), Decimals and times as plain strings, never wrapped or coloured."""
+    sys.stdout.write(json.dumps(value, indent=2, default=_plain, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def output_option(
+    *, legacy_json: bool = False
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """``--output text|json`` (``-o``) on a command, passed to it as ``as_json``. With
+    ``legacy_json`` the command's former ``--json`` flag keeps working, hidden."""
+
+    def decorate(func: Callable[..., None]) -> Callable[..., None]:
+        @wraps(func)
+        def wrapper(*args: Any, output: str, json_flag: bool = False, **kwargs: Any) -> None:
+            func(*args, as_json=output == "json" or json_flag, **kwargs)
+
+        wrapped = click.option(
+            "--output",
+            "-o",
+            type=click.Choice(["text", "json"]),
+            default="text",
+            show_default=True,
+            help="text for people, json for scripts (camelCase fields, money as strings).",
+        )(wrapper)
+        if legacy_json:
+            wrapped = click.option("--json", "json_flag", is_flag=True, hidden=True)(wrapped)
+        return wrapped
+
+    return decorate

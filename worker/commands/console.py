@@ -38,6 +38,9 @@ def console(host: str | None, port: int | None, metrics_url: tuple[str, ...]) ->
     app = build_app(settings, metrics_urls=urls)
     out.print(f"fleet console on http://{settings.console_host}:{settings.console_port}/")
     web.run_app(
-        app, host=settings.console_host, port=settings.console_port, print=None,
+        app,
+        host=settings.console_host,
+        port=settings.console_port,
+        print=None,
         handle_signals=True,
     )

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
 from rich.table import Table
 
-from worker.commands.common import console, friendly, parse_duration, run_async
+from worker.commands.common import (
+    console,
+    emit_json,
+    friendly,
+    output_option,
+    parse_duration,
+    run_async,
+)
 from worker.commands.common import settings_from_env as load
 from worker.ops.costs import cost_report
 from worker.store import Store
@@ -26,7 +32,7 @@ __all__ = ["costs", "top"]
     help="Group by these (repeat); default: each on its own table.",
 )
 @click.option("--user", help="Only this creator's calls.")
-@click.option("--json", "as_json", is_flag=True)
+@output_option(legacy_json=True)
 @friendly
 def costs(since: str, by: tuple[str, ...], user: str | None, as_json: bool) -> None:
     """LLM cost from Postgres by user, provider, intent and day."""
@@ -40,19 +46,24 @@ def costs(since: str, by: tuple[str, ...], user: str | None, as_json: bool) -> N
 
     report = run_async(go())
     if as_json:
-        print(json.dumps(report, indent=2, default=str))
+        emit_json(report)
+        return
+    whose = f" by user {user}" if user else ""
+    if not report["calls"]:
+        console.print(f"no LLM calls{whose} since {start:%Y-%m-%d %H:%M} UTC: nothing to show")
         return
     console.print(
-        f"[bold]cost since {start:%Y-%m-%d %H:%M} UTC[/]: ${report['totalUsd']:.6f} "
+        f"[bold]cost{whose} since {start:%Y-%m-%d %H:%M} UTC[/]: ${report['totalUsd']} "
         f"over {report['calls']} calls ({report['cacheHits']} cache hits)"
     )
     for name, rows in report["groups"].items():
+        if not rows:
+            continue
         table = Table(title=f"by {name}")
-        keys = list(rows[0].keys()) if rows else []
-        for key in keys:
+        for key in rows[0]:
             table.add_column(key, justify="right" if key in ("calls", "usd", "tokens") else "left")
         for row in rows:
-            table.add_row(*(f"{v:.6f}" if k == "usd" else str(v) for k, v in row.items()))
+            table.add_row(*(str(v) for v in row.values()))
         console.print(table)
 
 
@@ -64,13 +75,20 @@ def costs(since: str, by: tuple[str, ...], user: str | None, as_json: bool) -> N
     multiple=True,
     help="Worker /metrics URLs for breaker states (default: local FLEET_HEALTH_PORT).",
 )
+@output_option()
 @friendly
-def top(interval: float, once: bool, metrics_url: tuple[str, ...]) -> None:
-    """A live dashboard: throughput, in flight, depths, latency, errors, breakers, cost."""
-    from worker.ops.live import run_top
+def top(interval: float, once: bool, metrics_url: tuple[str, ...], as_json: bool) -> None:
+    """A live dashboard: throughput, in flight, depths, latency, errors, breakers, cost.
+
+    `--output json` prints one snapshot (it implies --once).
+    """
+    from worker.ops.live import run_top, snapshot_once
 
     settings = load()
     urls = list(metrics_url) or (
         [f"http://127.0.0.1:{settings.health_port}/metrics"] if settings.health_port else []
     )
+    if as_json:
+        emit_json(run_async(snapshot_once(settings, urls)).as_dict())
+        return
     run_async(run_top(settings, console, interval=interval, once=once, metrics_urls=urls))

@@ -14,18 +14,23 @@ worst case is a second copy, which the workflow ledger turns into a no-op.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from worker.queue import QueueClient, Received, attributes_of
+from worker.observability.logging import sanitize
+from worker.ops.shape import camel
+from worker.queue import LaneName, QueueClient, Received, attributes_of
 from worker.store import Replay, Row, Store, record_replay
 from worker.store.reads import call_history, dead_letter_reasons
 
-__all__ = ["DlqEntry", "DlqFilter", "DlqWorkbench", "ReplayResult"]
+__all__ = ["DlqEntry", "DlqFilter", "DlqWorkbench", "ReplayResult", "rest_of"]
 
 ERROR_ATTRIBUTES = ("errorClass", "errorCode", "errorMessage")
+READERS = 8  # concurrent short-poll readers per lane on a large DLQ
+EMPTY_POLLS = 3  # a reader stops after this many empty short polls in a row
 
 
 @dataclass(slots=True)
@@ -78,6 +83,13 @@ class DlqEntry:
         except ValueError:
             return 0
 
+    def known_as(self, wanted: str, *, exact: bool = False) -> bool:
+        """Is ``wanted`` this entry's DLQ, original or workflow id (or the start of one)?"""
+        names = (self.message.message_id, self.source_id, self.workflow_id or "")
+        if exact:
+            return wanted in names
+        return bool(wanted) and any(name.startswith(wanted) for name in names)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "dlqMessageId": self.message.message_id,
@@ -117,6 +129,12 @@ class DlqFilter:
         return all(checks)
 
 
+def rest_of(entries: Iterable[DlqEntry], picked: Iterable[DlqEntry]) -> list[DlqEntry]:
+    """The entries that are not among ``picked`` (by DLQ message id: linear, not n²)."""
+    taken = {e.message.message_id for e in picked}
+    return [e for e in entries if e.message.message_id not in taken]
+
+
 @dataclass(frozen=True, slots=True)
 class ReplayResult:
     entry: DlqEntry
@@ -129,35 +147,77 @@ class DlqWorkbench:
         self._store = store
 
     async def scan(self, *, hold_seconds: int = 120, limit: int = 100_000) -> list[DlqEntry]:
-        """Read every DLQ message (hidden for ``hold_seconds``) and join its reason."""
+        """Read every DLQ message (hidden for ``hold_seconds``) and join its reason.
+
+        Each lane's DLQ says first how many messages it holds; readers then take
+        them with short polls (no wait) until that many distinct ids are in hand,
+        one reader per hundred messages up to ``READERS``; only a poll that
+        follows an empty one waits. Interrupted, whatever
+        was read is released before the error leaves.
+        """
         found: dict[str, Received] = {}
-        quiet = 0
-        for lane in list(self._queue.lanes):
-            quiet = 0
-            while quiet < 2 and len(found) < limit:
-                batch = await self._queue.receive_dlq(
-                    10, wait_seconds=1, hold_seconds=hold_seconds, lane=lane
-                )
-                fresh = [m for m in batch if m.message_id not in found]
-                quiet = 0 if fresh else quiet + 1
-                for message in fresh:
-                    found[message.message_id] = message
-        entries = [DlqEntry(m) for m in found.values()]
-        by_id = await dead_letter_reasons(self._store, [e.source_id for e in entries])
+        try:
+            await asyncio.gather(
+                *(self._read_lane(lane, found, hold_seconds, limit) for lane in self._queue.lanes)
+            )
+            entries = [DlqEntry(m) for m in found.values()]
+            by_id = await dead_letter_reasons(self._store, [e.source_id for e in entries])
+        except BaseException:
+            await asyncio.shield(self._queue.dlq_release_all(list(found.values())))
+            raise
         for entry in entries:
             entry.reason = by_id.get(entry.source_id)
         return sorted(entries, key=lambda e: e.message.sent_at_ms)
 
+    async def _read_lane(
+        self, lane: LaneName, found: dict[str, Received], hold: int, limit: int
+    ) -> None:
+        target = (await self._queue.depth(dlq=True, lane=lane)).visible
+        mine: set[str] = set()
+
+        async def reader() -> None:
+            empty = 0
+            while len(mine) < target and len(found) < limit and empty < EMPTY_POLLS:
+                batch = await self._queue.receive_dlq(  # an empty short poll may have
+                    10, wait_seconds=min(empty, 1), hold_seconds=hold, lane=lane
+                )  # sampled too few servers (real SQS): the retry waits a second
+                fresh = [m for m in batch if m.message_id not in found]
+                empty = 0 if fresh else empty + 1
+                for message in fresh:
+                    found[message.message_id] = message
+                    mine.add(message.message_id)
+
+        if target:
+            await asyncio.gather(*(reader() for _ in range(min(READERS, 1 + target // 100))))
+
     async def release(self, entries: Iterable[DlqEntry]) -> None:
-        await asyncio.gather(
-            *(self._queue.dlq_release(e.message) for e in entries), return_exceptions=True
-        )
+        """Make read entries visible again now (batches of ten, in parallel)."""
+        await self._queue.dlq_release_all([e.message for e in entries])
 
     async def history(self, entry: DlqEntry) -> list[Row]:
         """The workflow's LLM attempts, oldest first."""
         if entry.workflow_id is None:
             return []
         return await call_history(self._store, entry.workflow_id)
+
+    async def details(self, entry: DlqEntry) -> dict[str, Any]:
+        """One entry for `dlq show`: its listing, the body with secrets and content
+        replaced by ``[redacted]``, its attributes, why it left and its LLM attempts."""
+        try:
+            body: Any = sanitize(json.loads(entry.message.body))
+        except ValueError:
+            body = sanitize(entry.message.body)
+        history = await self.history(entry)
+        return {
+            **entry.as_dict(),
+            "body": body,
+            "attributes": entry.message.attributes,
+            "deadLetterHistory": entry.reason.get("history") if entry.reason else None,
+            "attempts": [
+                {camel(k): (v.isoformat() if k == "created_at" else v) for k, v in row.items()}
+                for row in history
+            ],
+        }
 
     async def replay(
         self,
@@ -201,8 +261,8 @@ class DlqWorkbench:
         return results
 
     async def purge(self, entries: list[DlqEntry]) -> int:
+        await self._queue.dlq_delete_all([e.message for e in entries])
         for entry in entries:
-            await self._queue.dlq_delete(entry.message)
             await self._queue.payloads.discard(entry.message)  # an S3 pointer's object
         return len(entries)
 

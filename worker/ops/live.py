@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
 
 import aiohttp
 from rich.console import Console, Group
@@ -17,11 +19,12 @@ from rich.table import Table
 
 from worker.config import Settings
 from worker.errors import WorkerError
+from worker.ops.shape import usd
 from worker.queue import QueueClient
 from worker.store import Store
 from worker.store.reads import recent_activity
 
-__all__ = ["Snapshot", "collect_snapshot", "render", "run_top"]
+__all__ = ["Snapshot", "collect_snapshot", "render", "run_top", "snapshot_once"]
 
 _BREAKER = re.compile(r'fleet_breaker_state\{provider="(\w+)"\}\s+([\d.]+)')
 _STATES = {0: "closed", 1: "half-open", 2: "open"}
@@ -36,8 +39,28 @@ class Snapshot:
     latency: dict[str, float] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
     breakers: dict[str, str] = field(default_factory=dict)
-    cost_per_minute: float = 0.0
+    cost_per_minute: Decimal = Decimal(0)
     statuses: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """For `fleet top --once -o json`: latency is null when nothing completed."""
+        q = self.queue
+        return {
+            "perSecond": round(self.per_second, 3),
+            "inFlight": self.in_flight,
+            "workers": self.workers,
+            "queue": {
+                "visible": q.get("visible", 0),
+                "inFlight": q.get("in flight", 0),
+                "delayed": q.get("delayed", 0),
+                "dlq": q.get("dlq", 0),
+            },
+            "latencySeconds": self.latency or None,
+            "errors": self.errors,
+            "breakers": self.breakers,
+            "costPerMinuteUsd": usd(self.cost_per_minute),
+            "statuses": self.statuses,
+        }
 
 
 async def collect_snapshot(
@@ -54,10 +77,10 @@ async def collect_snapshot(
     activity = await recent_activity(store)
     shot.workers, shot.in_flight = activity.workers, activity.in_flight
     shot.per_second = activity.completed / 60
-    shot.latency = activity.latency
+    shot.latency = activity.latency if activity.completed else {}  # no samples, no zeros
     shot.errors = activity.errors
     shot.statuses = activity.statuses
-    shot.cost_per_minute = float(activity.cost_usd)
+    shot.cost_per_minute = activity.cost_usd
     for url in metrics_urls:
         try:
             async with client.get(url, timeout=aiohttp.ClientTimeout(total=1.0)) as reply:
@@ -98,7 +121,10 @@ def render(shot: Snapshot, title: str) -> Group:
     latency = Table(title="latency, last 60 s (claim to done)")
     for column in ("p50", "p95", "p99"):
         latency.add_column(column, justify="right")
-    latency.add_row(*(f"{shot.latency.get(k, 0):.2f}s" for k in ("p50", "p95", "p99")))
+    if shot.latency:
+        latency.add_row(*(f"{shot.latency[k]:.2f}s" for k in ("p50", "p95", "p99")))
+    else:
+        latency.add_row("no samples", "-", "-")
     errs = Table(title="errors, last 5 min")
     errs.add_column("category")
     errs.add_column("workflows", justify="right")
@@ -111,6 +137,16 @@ def render(shot: Snapshot, title: str) -> Group:
         breakers.add_row(provider, state)
     statuses = ", ".join(f"{k} {v}" for k, v in sorted(shot.statuses.items())) or "none"
     return Group(head, latency, errs, breakers, f"workflows, last 5 min: {statuses}")
+
+
+async def snapshot_once(settings: Settings, metrics_urls: list[str]) -> Snapshot:
+    """One snapshot, for scripts (`fleet top --once -o json`)."""
+    async with (
+        Store(settings.require_database_url()) as store,
+        QueueClient.from_settings(settings) as queue,
+        aiohttp.ClientSession() as client,
+    ):
+        return await collect_snapshot(queue, store, metrics_urls, client)
 
 
 async def run_top(

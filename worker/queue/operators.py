@@ -5,13 +5,18 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 from worker.aws import aws_call
+from worker.errors import QueueUnavailable
 from worker.queue.lanes import Lane
 from worker.queue.messages import LaneName, QueueDepth, Received
 
-__all__ = ["QueueOperations"]
+__all__ = ["DLQ_PARALLEL", "QueueOperations"]
+
+DLQ_PARALLEL = 16  # batch calls (of ten messages) in flight at once on a large DLQ
 
 
 class QueueOperations:
@@ -93,6 +98,50 @@ class QueueOperations:
                 QueueUrl=url, ReceiptHandle=message.receipt_handle, VisibilityTimeout=0
             ),
         )
+
+    async def dlq_release_all(self, messages: Sequence[Received]) -> None:
+        """Make read DLQ messages visible again at once, ten per call, calls in parallel."""
+        await self._dlq_batches("ChangeMessageVisibilityBatch(DLQ)", messages, release=True)
+
+    async def dlq_delete_all(self, messages: Sequence[Received]) -> None:
+        """Delete read DLQ messages, ten per call, calls in parallel."""
+        await self._dlq_batches("DeleteMessageBatch(DLQ)", messages, release=False)
+
+    async def _dlq_batches(self, what: str, messages: Sequence[Received], release: bool) -> None:
+        batches: list[tuple[str, list[dict[str, Any]]]] = []
+        for lane in {m.lane for m in messages}:
+            url = self._of(lane).dlq_url
+            mine = [m for m in messages if m.lane == lane]
+            for start in range(0, len(mine), 10):
+                entries: list[dict[str, Any]] = [
+                    {"Id": str(i), "ReceiptHandle": m.receipt_handle}
+                    for i, m in enumerate(mine[start : start + 10])
+                ]
+                batches.append((url, entries))
+        gate = asyncio.Semaphore(DLQ_PARALLEL)
+
+        async def one(url: str, entries: list[dict[str, Any]]) -> None:
+            async with gate:
+                await self._dlq_batch(what, url, entries, release)
+
+        await asyncio.gather(*(one(url, entries) for url, entries in batches))
+
+    async def _dlq_batch(
+        self, what: str, url: str, entries: list[dict[str, Any]], release: bool
+    ) -> None:
+        if release:
+            for entry in entries:
+                entry["VisibilityTimeout"] = 0
+            call = self._client.change_message_visibility_batch
+        else:
+            call = self._client.delete_message_batch
+        reply = await aws_call(what, lambda: call(QueueUrl=url, Entries=entries))
+        failed = [f for f in reply.get("Failed", []) if f.get("Code") != "ReceiptHandleIsInvalid"]
+        if failed:
+            raise QueueUnavailable(
+                f"{what}: {len(failed)} entries failed ({failed[0].get('Code')}: "
+                f"{failed[0].get('Message')})"
+            )
 
     async def arn(self, dlq: bool = False, lane: LaneName = "standard") -> str:
         target = self._of(lane)

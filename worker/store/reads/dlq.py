@@ -15,7 +15,8 @@ SELECT DISTINCT ON (message_id) * FROM dead_letters WHERE message_id = ANY(%s)
 """
 
 _HISTORY = """
-SELECT created_at, provider, model, attempt, receive_count, outcome, error_code, duration_ms
+SELECT created_at, provider, model, attempt, receive_count, outcome, error_code, duration_ms,
+       cost_usd
   FROM llm_calls WHERE workflow_id = %s ORDER BY id
 """
 
