@@ -93,13 +93,7 @@ class Decider:
         try:
             payload = await self._queue.payloads.resolve(message.body)
         except MalformedMessage as exc:
-            log.warning(
-                "message_malformed",
-                message_id=message.identity,
-                error_code=exc.code,
-                error=str(exc),
-            )
-            return DeadLetter(message, None, "malformed", exc)
+            return _malformed(message, exc)
         except PayloadUnavailable as exc:
             log.warning("payload_unavailable", message_id=message.identity, error=str(exc))
             return Unsaved(message)
@@ -114,13 +108,7 @@ class Decider:
             envelope = parse_message(message.content, message.identity, trusted=trusted)
             handler = handler_for(envelope.intent.type)
         except MalformedMessage as exc:
-            log.warning(
-                "message_malformed",
-                message_id=message.identity,
-                error_code=exc.code,
-                error=str(exc),
-            )
-            return DeadLetter(message, None, "malformed", exc)
+            return _malformed(message, exc)
         intent = envelope.intent
         ref = WorkflowRef(
             id=str(envelope.workflow_id),
@@ -214,3 +202,11 @@ class Decider:
         """Start a child workflow (a campaign chunk): a new message on the work queue."""
         envelope = Envelope(workflow_id=workflow_id, intent=intent, enqueued_at=datetime.now(UTC))
         await self._queue.send_envelope(envelope)
+
+
+def _malformed(message: Received, exc: MalformedMessage) -> DeadLetter:
+    """A message nothing can serve: logged, and to the DLQ with the reason."""
+    log.warning(
+        "message_malformed", message_id=message.identity, error_code=exc.code, error=str(exc)
+    )
+    return DeadLetter(message, None, "malformed", exc)
