@@ -57,7 +57,10 @@ def load_prompt(name: str) -> str:
     return (resources.files("handlers") / "prompts" / f"{name}.md").read_text()
 
 
+@cache
 def system_prompt(name: str, schema: type[BaseModel] | None = None) -> str:
+    """The prompt file, with the reply's JSON Schema when the reply is structured. Built
+    once per (prompt, schema): pydantic's schema generation costs about a millisecond."""
     text = load_prompt(name)
     if schema is not None:
         text += "\n\nReply with one JSON object matching this JSON Schema:\n"

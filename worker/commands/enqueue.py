@@ -112,7 +112,14 @@ def _from_jsonl(source: str, providers: frozenset[str], output: str) -> list[Env
 @click.option("--intent", "raw", help="A whole envelope or bare intent as JSON (or @file).")
 @click.option("--json", "legacy_raw", hidden=True, help="Deprecated name of --intent.")
 @click.option("--file", "source", help="JSONL, one envelope or bare intent per line; - for stdin.")
-@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: one line per intent (workflowId, messageId, lane), for scripts.",
+)
 @click.option("--dry-run", is_flag=True, help="Check only (the worker's own check); send nothing.")
 @friendly
 def enqueue(
