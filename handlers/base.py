@@ -39,6 +39,7 @@ class HandlerContext:
     spawn: Spawn = _no_spawn
     campaign_concurrency: int = 8
     campaign_chunk: int = 50
+    prompt_version: str | None = None  # the A/B variant's prompt (``NAME.VERSION.md``)
 
     def require_sends(self) -> Sends:
         if self.sends is None:
@@ -58,10 +59,13 @@ def load_prompt(name: str) -> str:
 
 
 @cache
-def system_prompt(name: str, schema: type[BaseModel] | None = None) -> str:
-    """The prompt file, with the reply's JSON Schema when the reply is structured. Built
-    once per (prompt, schema): pydantic's schema generation costs about a millisecond."""
-    text = load_prompt(name)
+def system_prompt(
+    name: str, schema: type[BaseModel] | None = None, version: str | None = None
+) -> str:
+    """The prompt file (``NAME.VERSION.md`` for an A/B variant's version), with the
+    reply's JSON Schema when the reply is structured. Built once per (prompt, schema,
+    version): pydantic's schema generation costs about a millisecond."""
+    text = load_prompt(f"{name}.{version}" if version else name)
     if schema is not None:
         text += "\n\nReply with one JSON object matching this JSON Schema:\n"
         text += json.dumps(schema.model_json_schema(), separators=(",", ":"))

@@ -98,7 +98,7 @@ async def _run_chunk(
     """Generate and schedule one message per recipient, a bounded number at a time."""
     sends = ctx.require_sends()
     gate = asyncio.Semaphore(ctx.campaign_concurrency)
-    prompt = system_prompt("campaign_execution")
+    prompt = system_prompt("campaign_execution", version=ctx.prompt_version)
     brief = request.text("brief", "a friendly personal message from the creator")
 
     async def one(recipient: Recipient) -> dict[str, Any]:

@@ -41,7 +41,10 @@ async def handle(intent: Intent, ctx: HandlerContext) -> dict[str, Any]:
     }
     plan = await ctx.llm.complete_structured(
         [
-            {"role": "system", "content": system_prompt("content_planning", ContentPlan)},
+            {
+                "role": "system",
+                "content": system_prompt("content_planning", ContentPlan, ctx.prompt_version),
+            },
             {"role": "user", "content": json.dumps(user, ensure_ascii=False)},
         ],
         ContentPlan,

@@ -34,7 +34,10 @@ async def handle(intent: Intent, ctx: HandlerContext) -> dict[str, Any]:
     }
     verdict = await ctx.llm.complete_structured(
         [
-            {"role": "system", "content": system_prompt("content_validation", Verdict)},
+            {
+                "role": "system",
+                "content": system_prompt("content_validation", Verdict, ctx.prompt_version),
+            },
             {"role": "user", "content": json.dumps(user, ensure_ascii=False)},
         ],
         Verdict,

@@ -29,7 +29,10 @@ async def handle(intent: Intent, ctx: HandlerContext) -> dict[str, Any]:
     }
     response = await ctx.llm.complete(
         [
-            {"role": "system", "content": system_prompt("message_generation")},
+            {
+                "role": "system",
+                "content": system_prompt("message_generation", version=ctx.prompt_version),
+            },
             {"role": "user", "content": json.dumps(user, ensure_ascii=False)},
         ],
         max_tokens=max(32, max_chars // 2),

@@ -32,16 +32,18 @@ ALLOWED: dict[str, set[str]] = {
     "worker.providers": IO | {"worker.outbound", "worker.store"},
     "worker.sends": IO | {"worker.outbound", "worker.store", "worker.queue"},
     "handlers": LEAF | {"worker.providers", "worker.sends"},
+    "worker.spend": IO | {"worker.outbound", "worker.providers", "worker.store"},
     "worker.consumer": IO
     | {
         "handlers",
+        "worker.spend",
         "worker.outbound",
         "worker.providers",
         "worker.sends",
         "worker.store",
         "worker.queue",
     },
-    "worker.ops": IO | {"worker.store", "worker.queue"},
+    "worker.ops": IO | {"worker.store", "worker.queue", "worker.spend"},
     "worker.console": IO | {"worker.ops", "worker.store", "worker.queue"},
     "worker.producer": IO | {"worker.ops", "worker.store", "worker.queue"},
     "worker.commands": IO

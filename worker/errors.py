@@ -11,6 +11,7 @@ are what an outbound HTTP call (an LLM provider, the send gateway) can meet;
     ├── MalformedMessage            body is not a valid v1 message: DLQ at once
     ├── EnqueueRefused              a producer-side refusal (too large, invalid)
     ├── NotDue                      not yet: run again in N seconds (a send slot)
+    ├── OverBudget                  a hard budget refuses the workflow's first call
     ├── RetryableError              try again later (SQS visibility backoff)
     │   ├── UpstreamTimeout         no answer within the call's time limit
     │   ├── UpstreamUnreachable     no HTTP answer: refused, reset, DNS
@@ -42,6 +43,7 @@ __all__ = [
     "LeaseHeld",
     "MalformedMessage",
     "NotDue",
+    "OverBudget",
     "PayloadUnavailable",
     "PermanentError",
     "QueueUnavailable",
@@ -99,6 +101,22 @@ class NotDue(WorkerError):
     def __init__(self, message: str, *, seconds: float) -> None:
         super().__init__(message)
         self.seconds = seconds
+
+
+class OverBudget(WorkerError):
+    """Not a failure: a hard budget (``fleet budgets``) has no room for the workflow's
+    first LLM call. ``action`` is the budget's: ``hold`` (postpone by ``seconds``, the
+    time to the period's reset or to a re-check) or ``dead_letter`` (reason
+    ``over_budget``); ``exhausted`` is False when the room exists but other processes
+    hold it leased for now."""
+
+    code = "over_budget"
+
+    def __init__(self, message: str, *, action: str, seconds: float, exhausted: bool) -> None:
+        super().__init__(message)
+        self.action = action
+        self.seconds = seconds
+        self.exhausted = exhausted
 
 
 class RetryableError(WorkerError):

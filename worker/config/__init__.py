@@ -8,15 +8,19 @@ from worker.config.groups import (
     SendSettings,
 )
 from worker.config.settings import NOT_SETTINGS, Settings, load_settings, setting_name
+from worker.config.spend import Experiment, SpendSettings, VariantSpec
 
 __all__ = [
     "NOT_SETTINGS",
     "ConsumerSettings",
+    "Experiment",
     "OperationsSettings",
     "ProviderSettings",
     "QueueSettings",
     "SendSettings",
     "Settings",
+    "SpendSettings",
+    "VariantSpec",
     "load_settings",
     "setting_name",
 ]

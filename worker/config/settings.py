@@ -32,6 +32,7 @@ from worker.config.groups import (
     QueueSettings,
     SendSettings,
 )
+from worker.config.spend import SpendKnobs, SpendSettings
 from worker.errors import ConfigError
 
 __all__ = [
@@ -72,7 +73,7 @@ def _split_delays(value: Any) -> Any:
     return value
 
 
-class Settings(BaseSettings):
+class Settings(BaseSettings, SpendKnobs):
     """Every knob of the fleet, from the environment (and an optional ``.env``)."""
 
     model_config = SettingsConfigDict(
@@ -282,6 +283,10 @@ class Settings(BaseSettings):
     @property
     def sends(self) -> SendSettings:
         return SendSettings.model_validate(self._pick(SendSettings))
+
+    @property
+    def spend(self) -> SpendSettings:
+        return SpendSettings.model_validate(self._pick(SpendSettings))
 
     @property
     def operations(self) -> OperationsSettings:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
 import time
 import uuid
 from datetime import UTC, datetime
@@ -18,9 +19,10 @@ from typing import Literal
 import structlog
 
 from handlers import HandlerContext, handler_for
-from worker.config import ConsumerSettings
+from worker.config import ConsumerSettings, SpendSettings
 from worker.consumer.outcomes import Parsed, Work, parent_of
 from worker.consumer.policy import retry_delay
+from worker.consumer.spending import build_variants
 from worker.consumer.verdicts import (
     DeadLetter,
     Duplicate,
@@ -38,6 +40,7 @@ from worker.contract.signing import SIGNATURE_ATTRIBUTE, verify
 from worker.errors import (
     MalformedMessage,
     NotDue,
+    OverBudget,
     PayloadUnavailable,
     StoreUnavailable,
     WorkerError,
@@ -47,6 +50,7 @@ from worker.observability.tracing import current_trace_id
 from worker.providers import LLM
 from worker.queue import QueueClient, Received
 from worker.sends import Sends
+from worker.spend import Variants
 from worker.store import Store, WorkflowRef
 
 __all__ = ["Decider"]
@@ -67,6 +71,7 @@ class Decider:
         sends: Sends | None = None,
         *,
         signing_key: bytes = b"",
+        spend: SpendSettings | None = None,
     ) -> None:
         self._settings = settings
         self._queue = queue
@@ -75,6 +80,8 @@ class Decider:
         self._owner = owner
         self._sends = sends
         self._signing_key = signing_key  # worker.queue.signing_key: internal messages' HMAC
+        self._variants = build_variants(spend) if spend else Variants()  # A/B (FLEET_VARIANTS)
+        self._hold_max = spend.budget_hold_max if spend else math.inf  # over budget: wait this
 
     def queue_name_of(self, message: Received) -> str:
         lane = self._queue.lanes.get(message.lane)
@@ -110,6 +117,7 @@ class Decider:
         except MalformedMessage as exc:
             return _malformed(message, exc)
         intent = envelope.intent
+        arm = self._variants.arm_for(intent.type, intent.user_id)
         ref = WorkflowRef(
             id=str(envelope.workflow_id),
             type=intent.type,
@@ -117,8 +125,9 @@ class Decider:
             priority=intent.priority,
             trace_id=current_trace_id() or envelope.trace_id,
             parent_id=parent_of(intent) if intent.type in INTERNAL_TYPES else None,
+            variant=arm.name if arm is not None else None,
         )
-        return Parsed(message, envelope, ref, handler)
+        return Parsed(message, envelope, ref, handler, arm)
 
     async def claim(self, parsed: Parsed) -> Work | Verdict:
         """The workflow's lease: Work to run, or why not (done, held, store down)."""
@@ -138,6 +147,8 @@ class Decider:
             force_provider=intent.force_provider,
             deadline=time.monotonic() + self._settings.workflow_timeout,
             use_cache=intent.data.get("cache", True) is not False,
+            user_id=intent.user_id,
+            arm=parsed.arm,
         )
         return Work(message, parsed.envelope, parsed.ref, parsed.handler, session)
 
@@ -150,6 +161,7 @@ class Decider:
             spawn=self._spawn,
             campaign_concurrency=self._settings.campaign_concurrency,
             campaign_chunk=self._settings.campaign_chunk,
+            prompt_version=work.session.arm.prompt if work.session.arm else None,
         )
         log.info("workflow_started", user_id=work.ref.user_id, priority=work.ref.priority)
         try:
@@ -167,6 +179,8 @@ class Decider:
         error = error_of(exc, ruling, self._settings.workflow_timeout)
         if ruling == "postpone":
             return Postpone(work, exc.seconds if isinstance(exc, NotDue) else 0.0)
+        if isinstance(exc, OverBudget):
+            return self._over_budget(work, exc)
         if ruling in ("malformed", "permanent"):
             log.warning("workflow_error", error_code=error.code, error=str(error), outcome=ruling)
             error_class: Literal["malformed", "permanent"] = (
@@ -176,6 +190,16 @@ class Decider:
         if ruling == "bug":
             log.error("workflow_error", error_code="unknown", outcome="retry", exc_info=exc)
         return self._retry(work, error)
+
+    def _over_budget(self, work: Work, exc: OverBudget) -> Postpone | DeadLetter:
+        """Held until the budget has room (nothing of the workflow ran), or to the DLQ."""
+        enqueued = work.envelope.enqueued_at
+        waited = (datetime.now(UTC) - enqueued).total_seconds() if enqueued else 0.0
+        if exc.action == "dead_letter" or waited + exc.seconds > self._hold_max:
+            log.warning("workflow_error", error_code=exc.code, error=str(exc), outcome="permanent")
+            return DeadLetter(work.message, work, "permanent", exc)
+        log.info("workflow_over_budget", error=str(exc), retry_in_s=round(exc.seconds, 2))
+        return Postpone(work, exc.seconds)
 
     def _retry(self, work: Work, error: WorkerError) -> Retry:
         message = work.message

@@ -23,7 +23,7 @@ from typing import Any, Literal
 from handlers import Handler
 from worker.contract import Envelope, Intent
 from worker.errors import WorkerError
-from worker.providers import LLMSession
+from worker.providers import Arm, LLMSession
 from worker.queue import Received
 from worker.store import DeadLetter, WorkflowRef
 
@@ -51,6 +51,7 @@ class Parsed:
     envelope: Envelope
     ref: WorkflowRef
     handler: Handler
+    arm: Arm | None = None  # the A/B variant it runs (worker.spend.variants)
 
 
 @dataclass(slots=True)

@@ -21,6 +21,7 @@ from worker.consumer.heartbeat import Heartbeat
 from worker.consumer.policy import worker_id
 from worker.consumer.processor import Processor
 from worker.consumer.settle import Settler
+from worker.consumer.spending import build_ledger
 from worker.contract import Envelope
 from worker.errors import ConfigError, WorkerError
 from worker.observability import CloudWatchPublisher, HealthServer, Metrics
@@ -35,6 +36,7 @@ from worker.providers import (
     PriceTable,
     ResponseCache,
     Route,
+    SpendGate,
 )
 from worker.queue import QueueClient, signing_key
 from worker.sends import GatewayClient, Sends
@@ -46,7 +48,10 @@ log = structlog.get_logger("worker.runtime")
 
 
 def build_llm(
-    settings: ProviderSettings, store: Store | None = None, metrics: Metrics | None = None
+    settings: ProviderSettings,
+    store: Store | None = None,
+    metrics: Metrics | None = None,
+    spend: SpendGate | None = None,
 ) -> LLM:
     """The provider routes that are configured, with breakers, prices and the cache."""
     policy = BreakerPolicy(
@@ -92,7 +97,19 @@ def build_llm(
         cache=cache,
         cache_intents=frozenset(settings.cache_intents),
         metrics=metrics,
+        spend=spend,
     )
+
+
+async def _open_llm(
+    stack: AsyncExitStack, settings: Settings, store: Store, metrics: Metrics
+) -> LLM:
+    """The providers, behind the budget ledger (worker.spend), closed with the stack."""
+    ledger = await build_ledger(settings.spend, store, metrics)
+    _background(stack, ledger.run(), ledger.close)
+    llm = build_llm(settings.providers, store, metrics, ledger)
+    stack.push_async_callback(llm.close)
+    return llm
 
 
 def build_sends(settings: SendSettings, store: Store, queue: QueueClient) -> Sends:
@@ -133,6 +150,7 @@ def register_secrets(settings: Settings) -> None:
             settings.azure_openai_ad_token,
             settings.send_gateway_token,
             settings.database_url,
+            settings.alert_webhook_url,
         )
     )
 
@@ -154,8 +172,7 @@ async def run_worker(
     async with AsyncExitStack() as stack:
         store = Store(database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
         await stack.enter_async_context(store)
-        llm = build_llm(settings.providers, store, metrics)
-        stack.push_async_callback(llm.close)
+        llm = await _open_llm(stack, settings, store, metrics)
         costs = CostBuffer(store)
         queue = QueueClient.from_settings(settings, pool=settings.pollers * 2 + 40)
         await stack.enter_async_context(queue)
@@ -180,6 +197,7 @@ async def run_worker(
                 owner,
                 sends,
                 signing_key=signing_key(settings),
+                spend=settings.spend,
             ),
             Settler(settings.consumer, queue, store, owner, costs),
             heartbeat,

@@ -6,6 +6,10 @@ A handler's exception, first match in ``RULINGS`` (order matters: specific first
 exception              ruling     verdict      error recorded
 TimeoutError           deadline   Retry        DeadlineExceeded (FLEET_WORKFLOW_TIMEOUT)
 NotDue                 postpone   Postpone     -  (a send slot in the future)
+OverBudget             over_budget  Postpone (hold: to the budget's reset or a re-check), or
+                                  DeadLetter class ``permanent``, code ``over_budget``
+                                  (the budget's action ``dead_letter``, or held longer than
+                                  FLEET_BUDGET_HOLD_MAX since it was enqueued)
 MalformedMessage       malformed  DeadLetter   itself, class ``malformed``
 PermanentError         permanent  DeadLetter   itself, class ``permanent``
 RetryableError         retry      Retry        itself
@@ -25,6 +29,7 @@ from worker.errors import (
     DeadlineExceeded,
     MalformedMessage,
     NotDue,
+    OverBudget,
     PermanentError,
     RetryableError,
     WorkerError,
@@ -46,11 +51,12 @@ __all__ = [
     "ruling_of",
 ]
 
-Ruling = Literal["deadline", "postpone", "malformed", "permanent", "retry", "bug"]
+Ruling = Literal["deadline", "postpone", "over_budget", "malformed", "permanent", "retry", "bug"]
 
 RULINGS: tuple[tuple[type[Exception], Ruling], ...] = (
     (TimeoutError, "deadline"),
     (NotDue, "postpone"),
+    (OverBudget, "over_budget"),
     (MalformedMessage, "malformed"),
     (PermanentError, "permanent"),
     (RetryableError, "retry"),

@@ -69,6 +69,12 @@ class Metrics:
         self.requeues = Counter(
             "fleet_fair_requeues", "Messages put back for per-user fairness", registry=r
         )
+        self.budget_alerts = Counter(
+            "fleet_budget_alerts", "Budget thresholds crossed", ["scope", "threshold"], registry=r
+        )
+        self.budget_refusals = Counter(
+            "fleet_budget_refusals", "Workflows a budget held or refused", ["scope"], registry=r
+        )
         self._lock = threading.Lock()
         self._pending: dict[Key, StatSet] = {}
         self._totals: Tally[str] = Tally()
@@ -111,6 +117,16 @@ class Metrics:
         """A fairness requeue: counted with the outcomes, not as a workflow run."""
         self._totals["requeued"] += 1
         self.requeues.inc()
+
+    def budget_alert(self, scope: str, threshold: int) -> None:
+        """A budget crossed a threshold (fired once per period fleet-wide)."""
+        self.budget_alerts.labels(scope, str(threshold)).inc()
+        self._aggregate("BudgetAlerts", {"Scope": scope, "Threshold": str(threshold)}, 1.0, "Count")
+
+    def budget_refused(self, scope: str) -> None:
+        """A workflow was held or dead-lettered because a budget had no room."""
+        self.budget_refusals.labels(scope).inc()
+        self._aggregate("BudgetRefusals", {"Scope": scope}, 1.0, "Count")
 
     def totals(self) -> dict[str, int]:
         """Outcome counts since start, by outcome word (``FleetStats.outcomes``)."""

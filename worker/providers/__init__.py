@@ -8,6 +8,7 @@ from worker.providers.base import ChatClient, ChatRequest, ChatResponse, Message
 from worker.providers.breaker import BreakerPolicy, CircuitBreaker
 from worker.providers.cache import ResponseCache, cache_key
 from worker.providers.clients import AzureOpenAIClient, OpenAIClient, parse_response
+from worker.providers.gate import Arm, CallAsk, SpendGate, Ticket
 from worker.providers.llm import LLM, LLMSession, Route
 from worker.providers.prices import PRICE_VERSION, PRICES, PriceTable, cost_usd, price_for
 from worker.providers.taxonomy import classify
@@ -17,8 +18,10 @@ __all__ = [
     "LLM",
     "PRICES",
     "PRICE_VERSION",
+    "Arm",
     "AzureOpenAIClient",
     "BreakerPolicy",
+    "CallAsk",
     "ChatClient",
     "ChatRequest",
     "ChatResponse",
@@ -29,6 +32,8 @@ __all__ = [
     "PriceTable",
     "ResponseCache",
     "Route",
+    "SpendGate",
+    "Ticket",
     "cache_key",
     "classify",
     "cost_usd",

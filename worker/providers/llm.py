@@ -14,14 +14,18 @@ policies; ``LLM.session()`` gives one workflow an ``LLMSession`` that:
 4. raises one retryable or permanent error when every route failed.
 
 Every attempt (failed ones and cache hits included) becomes a ``CallRecord``.
+Spend control (``gate``): an A/B ``Arm`` may set the model and first provider; a
+``SpendGate`` reserves each upstream call's estimated cost, then settles the real one.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import TypeVar
 
 import structlog
@@ -45,6 +49,7 @@ from worker.providers.base import ChatClient, ChatRequest, ChatResponse, Message
 from worker.providers.breaker import CircuitBreaker
 from worker.providers.cache import ResponseCache, cache_key
 from worker.providers.calls import error_call, hit_call, ok_call
+from worker.providers.gate import Arm, CallAsk, SpendGate, Ticket, arm_model, arm_order
 from worker.providers.prices import PriceTable
 from worker.providers.structured import repair_prompt, validate
 from worker.providers.taxonomy import NO_FALLBACK, combined
@@ -78,6 +83,7 @@ class LLM:
         cache_intents: frozenset[str] = frozenset(),
         on_wait: Callable[[str, float], None] | None = None,
         metrics: Metrics | None = None,
+        spend: SpendGate | None = None,
     ) -> None:
         if not routes:
             raise ConfigError(
@@ -92,6 +98,7 @@ class LLM:
         self.cache_intents = cache_intents
         self.on_wait = on_wait
         self.metrics = metrics
+        self.spend = spend
         for name, route in self.routes.items():
             if self.prices.price(name, route.model) is None:
                 log.warning("model_price_unknown", provider=name, model=route.model)
@@ -118,9 +125,13 @@ class LLM:
         force_provider: str | None = None,
         deadline: float | None = None,
         use_cache: bool = True,
+        user_id: str = "",
+        arm: Arm | None = None,
     ) -> LLMSession:
         caching = use_cache and self.cache is not None and intent_type in self.cache_intents
-        return LLMSession(self, intent_type, force_provider, deadline, caching)
+        session = LLMSession(self, intent_type, force_provider, deadline, caching)
+        session.user_id, session.arm = user_id, arm
+        return session
 
     def breaker_states(self) -> dict[str, str]:
         return {name: route.breaker.state for name, route in self.routes.items()}
@@ -143,6 +154,9 @@ class LLMSession:
         self._caching = caching
         self.calls: list[CallRecord] = []
         self.provider: str | None = None
+        self.user_id = ""
+        self.arm: Arm | None = None
+        self._admitted = False  # a reservation was granted: the workflow has started
 
     def _time_left(self) -> float | None:
         return None if self._deadline is None else self._deadline - time.monotonic()
@@ -151,11 +165,10 @@ class LLMSession:
         self, messages: list[Message], *, json_mode: bool = False, max_tokens: int = 800
     ) -> ChatResponse:
         errors: list[WorkerError] = []
-        for name in self._llm.order(self._intent, self._force):
+        for name in arm_order(self.arm, self._llm.order(self._intent, self._force), self._force):
             route = self._llm.routes[name]
-            request = ChatRequest(
-                messages=messages, model=route.model, json_mode=json_mode, max_tokens=max_tokens
-            )
+            model = arm_model(self.arm, name, route.model)
+            request = ChatRequest(messages, model, json_mode=json_mode, max_tokens=max_tokens)
             try:
                 response = await self._via(name, route, request)
             except WorkerError as exc:
@@ -213,7 +226,12 @@ class LLMSession:
         """One call, in a span of its own (GenAI conventions; tokens and cost when answered)."""
         name = route.client.name
         with llm_attempt(name, request.model, attempt, request.max_tokens) as span:
-            response = await self._call(route, request, attempt)
+            ticket, before = await self._reserve(name, request), len(self.calls)  # spend hook
+            try:
+                response = await self._call(route, request, attempt)
+            finally:  # the real cost of this attempt (0 when it failed)
+                if ticket is not None:
+                    ticket.settle(sum((c.cost_usd for c in self.calls[before:]), Decimal(0)))
             if span.is_recording():
                 done = self.calls[-1]
                 llm_usage(
@@ -225,6 +243,16 @@ class LLMSession:
                     done.usage_source,
                 )
             return response
+
+    async def _reserve(self, name: str, request: ChatRequest) -> Ticket | None:
+        """Reserve the call's estimated cost; only the first reservation may be refused."""
+        if self._llm.spend is None:
+            return None
+        prices, admit = self._llm.prices, not self._admitted
+        ask = CallAsk(name, self._intent, self.user_id, admit, request, prices)
+        ticket = await self._llm.spend.reserve(ask)
+        self._admitted = True
+        return ticket
 
     async def _call(self, route: Route, request: ChatRequest, attempt: int) -> ChatResponse:
         name = route.client.name
@@ -305,7 +333,9 @@ class LLMSession:
             return validate(response.content, schema)
         except ValueError as first:
             repair = repair_prompt(messages, response.content, first)
+            before = len(self.calls)
             response = await self.complete(repair, json_mode=True)
+            self.calls[before:] = [dataclasses.replace(c, repair=True) for c in self.calls[before:]]
             try:
                 return validate(response.content, schema)
             except ValueError as second:

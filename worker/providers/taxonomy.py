@@ -36,7 +36,7 @@ from worker.outbound import RETRY_SAME, detail, status_error
 
 __all__ = ["NO_FALLBACK", "RETRY_SAME", "classify", "combined", "error_fields"]
 
-NO_FALLBACK = frozenset({"validation", "content_filter"})
+NO_FALLBACK = frozenset({"validation", "content_filter", "over_budget"})  # no route fixes these
 _QUOTA_CODES = frozenset({"insufficient_quota", "credit_balance_exhausted", "quota_exceeded"})
 
 

@@ -5,6 +5,7 @@ All SQL of the fleet lives in this package; psycopg errors become ours in
 ``pool.py`` only.
 """
 
+from worker.store.budgets import Budget, BudgetTable, BudgetUse
 from worker.store.cache import CacheTable
 from worker.store.cost_buffer import CostBuffer
 from worker.store.migrate import available_migrations, migrate
@@ -17,6 +18,9 @@ from worker.store.sends import Delivery, ScheduledSend, SendLedger
 from worker.store.workflows import Workflows
 
 __all__ = [
+    "Budget",
+    "BudgetTable",
+    "BudgetUse",
     "CacheTable",
     "CallRecord",
     "Claim",

@@ -28,16 +28,17 @@ Conn = psycopg.AsyncConnection[Any]
 _CLAIM_MANY = """
 WITH asked AS (
     SELECT * FROM jsonb_to_recordset(%(rows)s)
-        AS a(id text, type text, user_id text, priority text, trace_id text, parent_id text)
+        AS a(id text, type text, user_id text, priority text, trace_id text, parent_id text,
+             variant text)
 ), claimed AS (
     INSERT INTO workflows AS w (id, type, user_id, status, priority, attempts, trace_id,
-                                lease_owner, lease_until, parent_id)
+                                lease_owner, lease_until, parent_id, variant)
     SELECT id, type, user_id, 'running', priority, 1, trace_id,
-           %(owner)s, now() + make_interval(secs => %(lease)s), parent_id
+           %(owner)s, now() + make_interval(secs => %(lease)s), parent_id, variant
       FROM asked
     ON CONFLICT (id) DO UPDATE
        SET status = 'running', attempts = w.attempts + 1, lease_owner = EXCLUDED.lease_owner,
-           lease_until = EXCLUDED.lease_until, updated_at = now()
+           lease_until = EXCLUDED.lease_until, variant = EXCLUDED.variant, updated_at = now()
      WHERE w.status <> 'completed' AND (w.lease_until IS NULL OR w.lease_until < now())
     RETURNING w.id, w.attempts
 )
@@ -51,7 +52,8 @@ SELECT a.id, c.attempts AS claimed, w.status, w.attempts,
 _CALL_COLUMNS = """workflow_id text, user_id text, intent_type text, trace_id text,
     receive_count integer, provider text, model text, prompt_tokens integer,
     completion_tokens integer, usage_source text, cost_usd numeric, price_version text,
-    duration_ms integer, attempt integer, cache_hit boolean, outcome text, error_code text"""
+    duration_ms integer, attempt integer, cache_hit boolean, outcome text, error_code text,
+    variant text, repair boolean"""
 
 _COMPLETE_MANY = f"""
 WITH finished AS (
@@ -67,10 +69,12 @@ WITH finished AS (
 ), costs AS (
     INSERT INTO llm_calls (workflow_id, user_id, intent_type, provider, model, prompt_tokens,
                            completion_tokens, usage_source, cost_usd, price_version, duration_ms,
-                           attempt, receive_count, cache_hit, outcome, error_code, trace_id)
+                           attempt, receive_count, cache_hit, outcome, error_code, trace_id,
+                           variant, repair)
     SELECT workflow_id, user_id, intent_type, provider, model, prompt_tokens,
            completion_tokens, usage_source, cost_usd, price_version, duration_ms,
-           attempt, receive_count, cache_hit, outcome, error_code, trace_id
+           attempt, receive_count, cache_hit, outcome, error_code, trace_id,
+           variant, coalesce(repair, false)
       FROM jsonb_to_recordset(%(calls)s) AS c({_CALL_COLUMNS})
     RETURNING 1
 )
@@ -107,6 +111,7 @@ async def claim_many(conn: Conn, asks: Sequence[ClaimAsk]) -> list[Claim]:
             "priority": a.ref.priority,
             "trace_id": a.ref.trace_id,
             "parent_id": a.ref.parent_id,
+            "variant": a.ref.variant,
         }
         for i, a in enumerate(asks)
         if first[a.ref.id] == i
@@ -179,4 +184,6 @@ def _call_row(done: Completion, call: CallRecord) -> dict[str, Any]:
         "cache_hit": call.cache_hit,
         "outcome": call.outcome,
         "error_code": call.error_code,
+        "variant": done.ref.variant,
+        "repair": call.repair,
     }

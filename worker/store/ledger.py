@@ -20,8 +20,9 @@ __all__ = ["insert_calls", "insert_dead_letter", "try_insert_calls"]
 _INSERT_CALL = """
 INSERT INTO llm_calls (workflow_id, user_id, intent_type, provider, model, prompt_tokens,
                        completion_tokens, usage_source, cost_usd, price_version, duration_ms,
-                       attempt, receive_count, cache_hit, outcome, error_code, trace_id)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                       attempt, receive_count, cache_hit, outcome, error_code, trace_id,
+                       variant, repair)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 """
 
 _INSERT_DEAD_LETTER = """
@@ -58,6 +59,8 @@ async def insert_calls(
                     c.outcome,
                     c.error_code,
                     ref.trace_id,
+                    ref.variant,
+                    c.repair,
                 )
                 for c in calls
             ],

@@ -19,6 +19,7 @@ class WorkflowRef:
     priority: str
     trace_id: str
     parent_id: str | None = None
+    variant: str | None = None  # the A/B variant the workflow runs (worker.spend.variants)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +47,7 @@ class CallRecord:
     outcome: str
     error_code: str | None = None
     cache_hit: bool = False
+    repair: bool = False  # the structured-output repair round's call
 
 
 @dataclass(frozen=True, slots=True)
