@@ -10,8 +10,8 @@ from pathlib import Path
 import click
 
 from worker import __version__
+from worker.commands import budgets, dlq, enqueue, operations, status
 from worker.commands import console as web_console
-from worker.commands import dlq, enqueue, operations, status
 from worker.commands.common import (
     camel,
     console,
@@ -220,6 +220,7 @@ def schema(out: Path, check: bool) -> None:
     console.print(f"wrote {out}")
 
 
+main.add_command(budgets.budgets)
 main.add_command(dlq.dlq)
 main.add_command(enqueue.enqueue)
 main.add_command(status.status)

@@ -8,6 +8,7 @@ from typing import Any
 import click
 from rich.table import Table
 
+from worker.commands.budgets import use_table
 from worker.commands.common import (
     console,
     emit_json,
@@ -27,9 +28,10 @@ __all__ = ["costs", "top"]
 @click.option("--since", default="7d", show_default=True, help="How far back (2h, 7d, 30d).")
 @click.option(
     "--by",
-    type=click.Choice(["user", "provider", "intent", "day"]),
+    type=click.Choice(["user", "provider", "intent", "day", "variant"]),
     multiple=True,
-    help="Group by these (repeat); default: each on its own table.",
+    help="Group by these (repeat); default: each on its own table. `variant`: the A/B "
+    "table (cost, LLM latency, failure and repair rates per variant).",
 )
 @click.option("--user", help="Only this creator's calls.")
 @output_option(legacy_json=True)
@@ -42,13 +44,20 @@ def costs(since: str, by: tuple[str, ...], user: str | None, as_json: bool) -> N
 
     async def go() -> dict[str, Any]:
         async with Store(settings.require_database_url()) as store:
-            return await cost_report(store, start, list(by) or None, user=user)
+            zone = settings.budget_timezone
+            return await cost_report(store, start, list(by) or None, user=user, zone=zone)
 
     report = run_async(go())
     if as_json:
         emit_json(report)
         return
+    _print_costs(report, start, user, settings.budget_timezone)
+
+
+def _print_costs(report: dict[str, Any], start: datetime, user: str | None, zone: str) -> None:
     whose = f" by user {user}" if user else ""
+    if report["budgets"]:
+        console.print(use_table(report["budgets"], zone))
     if not report["calls"]:
         console.print(f"no LLM calls{whose} since {start:%Y-%m-%d %H:%M} UTC: nothing to show")
         return
@@ -63,6 +72,13 @@ def costs(since: str, by: tuple[str, ...], user: str | None, as_json: bool) -> N
         for key in rows[0]:
             table.add_column(key, justify="right" if key in ("calls", "usd", "tokens") else "left")
         for row in rows:
+            table.add_row(*(str(v) for v in row.values()))
+        console.print(table)
+    if report.get("variants"):
+        table = Table(title="by variant")
+        for key in report["variants"][0]:
+            table.add_column(key)
+        for row in report["variants"]:
             table.add_row(*(str(v) for v in row.values()))
         console.print(table)
 

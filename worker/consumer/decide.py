@@ -50,7 +50,7 @@ from worker.observability.tracing import current_trace_id
 from worker.providers import LLM
 from worker.queue import QueueClient, Received
 from worker.sends import Sends
-from worker.spend import Variants
+from worker.spend.variants import Variants
 from worker.store import Store, WorkflowRef
 
 __all__ = ["Decider"]

@@ -7,7 +7,9 @@ from handlers.base import load_prompt
 from worker.config import SpendSettings
 from worker.errors import ConfigError
 from worker.observability.metrics import Metrics
-from worker.spend import Alerts, SpendLedger, Variants
+from worker.spend.alerts import Alerts
+from worker.spend.ledger import SpendLedger
+from worker.spend.variants import Variants
 from worker.store import BudgetTable, Store
 
 __all__ = ["build_ledger", "build_variants"]

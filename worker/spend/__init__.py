@@ -1,21 +1,11 @@
 """Spend control: budgets reserved before each LLM call and settled after it, leased
-fleet-wide in chunks (``ledger``); alerts once per threshold and period (``alerts``);
-model and prompt A/B variants, sticky per user (``variants``); budget periods in
-FLEET_BUDGET_TIMEZONE (``periods``)."""
+fleet-wide in chunks (``worker.spend.ledger``); alerts once per threshold and period
+(``worker.spend.alerts``); model and prompt A/B variants, sticky per user
+(``worker.spend.variants``); budget periods in FLEET_BUDGET_TIMEZONE
+(``worker.spend.periods``).
 
-from worker.spend.alerts import Alerts, alert_text
-from worker.spend.ledger import SpendLedger, SpendTicket, budget_intent
-from worker.spend.periods import period_start, seconds_to_reset
-from worker.spend.variants import Variants, bucket
+Import the modules themselves: this package imports nothing, so ``fleet costs`` and
+``fleet budgets`` (which need only ``periods``) do not load the providers.
+"""
 
-__all__ = [
-    "Alerts",
-    "SpendLedger",
-    "SpendTicket",
-    "Variants",
-    "alert_text",
-    "bucket",
-    "budget_intent",
-    "period_start",
-    "seconds_to_reset",
-]
+__all__: list[str] = []

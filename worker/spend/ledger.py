@@ -14,7 +14,7 @@ and the fleet's spend passes a budget only by what a reservation under-estimated
 A reservation that may be refused (the workflow's first call) and finds no room raises
 ``OverBudget``: *exhausted* when even the unleased amount cannot hold it (the workflow
 waits for the period's reset, or goes to the DLQ, as the budget's action says), else
-*contended* (other processes hold the room leased: re-checked after two flushes).
+*contended* (calls in flight hold the room leased: re-checked after two flushes).
 """
 
 from __future__ import annotations
@@ -161,7 +161,7 @@ class SpendLedger:
             self._metrics.budget_refused(budget.scope)
         if not exhausted:
             raise OverBudget(
-                f"budget {budget.target}: its room is leased by other workers for now",
+                f"budget {budget.target}: its room is held by calls in flight for now",
                 action="hold",
                 seconds=2 * self._settings.budget_flush_seconds,
                 exhausted=False,

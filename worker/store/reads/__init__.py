@@ -13,6 +13,7 @@ from worker.store.reads.status import (
     workflow_counts,
     workflow_detail,
 )
+from worker.store.reads.variants import variant_breakdown
 
 __all__ = [
     "COST_GROUPS",
@@ -31,6 +32,7 @@ __all__ = [
     "recent_activity",
     "run_outcome",
     "timings",
+    "variant_breakdown",
     "workflow_counts",
     "workflow_detail",
 ]
