@@ -90,7 +90,7 @@ async def run_workers(settings: Settings, until: Any, within: float) -> None:
     workers = [await LoggedProcess.start(["run"], env) for _ in range(2)]
     try:
         async with asyncio.timeout(within):
-            while not await until():
+            while not await until():  # noqa: ASYNC110 - worker processes write the state
                 await asyncio.sleep(0.5)
     finally:
         for worker in workers:
@@ -224,4 +224,4 @@ async def test_the_variant_is_recorded_sticky_and_reported(
         if name.startswith(variants["message_generation"]["experiment"])
     ]
     assert sum(r["workflows"] for r in mine) == 60
-    assert all(Decimal(r["usd"]) > 0 and r["failureRate"] == 0 for r in mine)
+    assert all(Decimal(r["usd"]) > 0 and r["failureRate"] == 0 for r in mine), mine

@@ -42,8 +42,8 @@ def env_for(settings: Settings, **extra: str) -> dict[str, str]:
             value = str(value).lower()
         elif isinstance(value, tuple):
             value = ",".join(map(str, value))
-        elif isinstance(value, dict):
-            value = json.dumps(value)
+        elif isinstance(value, dict):  # models inside (FLEET_VARIANTS) as their JSON
+            value = json.dumps(value, default=lambda model: model.model_dump(exclude_none=True))
         env[setting_name(field)] = str(value)
     env["FLEET_LOG_LEVEL"] = "INFO"  # the tests read the workers' event names
     env.update(extra)

@@ -51,10 +51,11 @@ async def cost_report(
 
 async def _variants(store: Store, since: datetime, user: str | None) -> list[dict[str, Any]]:
     rows = await variant_breakdown(store, since, user)
-    return [
-        {
-            k: (round(float(v)) if k.endswith("_ms") and v is not None else v)
-            for k, v in by_camel(row).items()
-        }
-        for row in rows
-    ]
+    return [{k: _number(k, v) for k, v in by_camel(row).items()} for row in rows]
+
+
+def _number(key: str, value: Any) -> Any:
+    """Latencies as whole milliseconds, rates as plain numbers (0.0125 = 1.25 %)."""
+    if value is None or not (key.endswith("Ms") or key.endswith("Rate")):
+        return value
+    return round(float(value)) if key.endswith("Ms") else float(value)

@@ -25,7 +25,7 @@ WITH w AS (
 )
 SELECT w.type AS intent, w.variant, count(*) AS workflows,
        count(*) FILTER (WHERE w.status = 'completed') AS completed,
-       coalesce(sum(c.calls), 0) AS calls, coalesce(sum(c.usd), 0) AS usd,
+       coalesce(sum(c.calls), 0)::int AS calls, coalesce(sum(c.usd), 0) AS usd,
        coalesce(sum(c.usd) / nullif(count(c.workflow_id), 0), 0) AS per_workflow_usd,
        percentile_cont(0.5) WITHIN GROUP (ORDER BY c.ms) AS llm_p50_ms,
        percentile_cont(0.95) WITHIN GROUP (ORDER BY c.ms) AS llm_p95_ms,
