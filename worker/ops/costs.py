@@ -25,7 +25,8 @@ async def cost_report(
     zone: str = "UTC",
 ) -> dict[str, Any]:
     """Totals since ``since``, tables grouped by each of ``by`` (or one table by all), and
-    every budget's current period (in time zone ``zone``); money as decimal strings.
+    every budget's current period (in time zone ``zone``; with ``user``, that user's
+    budgets only); money as decimal strings.
     ``variant`` in ``by`` adds the A/B table (``variants``) instead of a group."""
     total = await cost_totals(store, since, user)
     plain = [name for name in by or () if name != VARIANT]
@@ -44,7 +45,11 @@ async def cost_report(
         "cacheHits": total.cache_hits,
         "totalUsd": usd(total.usd),
         "groups": groups,
-        "budgets": [use_row(use) for use in await budget_uses(store, zone)],
+        "budgets": [
+            use_row(use)
+            for use in await budget_uses(store, zone)
+            if user is None or (use.budget.scope, use.budget.subject) == ("user", user)
+        ],
         **({"variants": await _variants(store, since, user)} if VARIANT in (by or ()) else {}),
     }
 
