@@ -159,6 +159,13 @@ async def test_a_tiny_daily_budget_holds_fleet_wide_and_resets(
     assert spent <= amount + reservation
     assert 0 < first.get("completed", 0) < TIGHT_INTENTS
     assert first.get("failed", 0) == 0  # held, not failed
+    shown = fleet(["budgets", "show", f"user:{tight}", "-o", "json"], env_for(settings))
+    assert shown.returncode == 0, shown.stderr
+    use = json.loads(shown.stdout)
+    assert Decimal(use["spentUsd"]) == spent and use["alertsFired"] == [50, 80, 100]
+    assert Decimal(use["leasedUsd"]) == 0  # every lease given back at shutdown
+    costs = fleet(["costs", "--user", tight, "-o", "json"], env_for(settings))
+    assert [b["target"] for b in json.loads(costs.stdout)["budgets"]] == [f"user:{tight}"]
 
     later = settings.model_copy(update={"budget_timezone": AFTER})
 

@@ -12,8 +12,10 @@ from decimal import Decimal
 import pytest
 
 from tests.support.db import query
+from tests.test_verdicts import _work
 from worker.config import Experiment, SpendSettings, load_settings
-from worker.consumer.verdicts import ruling_of
+from worker.consumer.decide import Decider
+from worker.consumer.verdicts import DeadLetter, Postpone, ruling_of
 from worker.errors import ConfigError, OverBudget
 from worker.outbound import Reply
 from worker.providers import CallAsk, ChatRequest, PriceTable
@@ -182,3 +184,24 @@ async def test_alert_only_budgets_count_but_never_refuse(store: Store) -> None:
         (await ledger.reserve(ask(user))).settle(Decimal("0.000001"))
     await ledger.close()
     assert len(hook.posts) == 2  # 100 % and 200 %, once each
+
+
+# --- the verdict -------------------------------------------------------------------
+def test_over_budget_holds_or_dead_letters_as_the_budget_says() -> None:
+    settings = load_settings(budget_hold_max=3600)
+    decider = Decider(settings.consumer, None, None, None, "me", spend=settings.spend)  # type: ignore[arg-type]
+    work = _work()
+    hold = OverBudget("full", action="hold", seconds=900, exhausted=True)
+    held = decider.verdict_for(work, hold)
+    assert isinstance(held, Postpone) and held.seconds == 900
+    refused = decider.verdict_for(
+        work, OverBudget("full", action="dead_letter", seconds=1, exhausted=True)
+    )
+    assert isinstance(refused, DeadLetter) and (refused.error_class, refused.code) == (
+        "permanent",
+        "over_budget",
+    )
+    old = work.envelope.model_copy(update={"enqueued_at": NOON.replace(year=2025)})
+    work.envelope = old
+    too_long = decider.verdict_for(work, hold)  # held past FLEET_BUDGET_HOLD_MAX: the DLQ
+    assert isinstance(too_long, DeadLetter) and too_long.code == "over_budget"

@@ -74,7 +74,8 @@ class Alerts:
         """Fire the thresholds ``spent`` (or exhaustion) reaches that no one fired yet."""
         amount = budget.amount_usd
         for threshold in budget.thresholds:
-            reached = spent * 100 >= amount * threshold or (exhausted and threshold <= 100)
+            crossed = spent > 0 and spent * 100 >= amount * threshold
+            reached = crossed or (exhausted and threshold <= 100)
             key = (budget.id, period, threshold)
             if not reached or key in self._known:
                 continue

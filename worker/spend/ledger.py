@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -58,6 +59,7 @@ class Account:
     reserved: Decimal = ZERO  # estimates of calls in flight
     settled: Decimal = ZERO  # real cost settled, not yet added to the row's spend
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    refused: tuple[float, Grant] | None = None  # (when, the row) of the last exhausted refusal
 
     @property
     def free(self) -> Decimal:
@@ -142,6 +144,9 @@ class SpendLedger:
             account.reserved += cost
             return
         async with account.lock:
+            known = self._still_exhausted(account, cost) if ask.admit else None
+            if known is not None and account.free < cost:
+                await self._refuse(account, known, cost, fresh=False)  # no row lock
             if account.free < cost:
                 need = cost - max(account.free, ZERO)
                 most = Decimal(str(self._settings.budget_lease_usd))
@@ -150,13 +155,25 @@ class SpendLedger:
                     budget.id, account.period, max(need, chunk), need, enforce=ask.admit
                 )
                 if not grant.granted:
-                    await self._refuse(account, grant, cost)
+                    await self._refuse(account, grant, cost, fresh=True)
                 account.leased += grant.granted
             account.reserved += cost
 
-    async def _refuse(self, account: Account, grant: Grant, cost: Decimal) -> None:
+    def _still_exhausted(self, account: Account, cost: Decimal) -> Grant | None:
+        """The row of an exhausted refusal less than a flush interval old that would refuse
+        ``cost`` too (the amount unchanged): held work re-asks this process, not the row."""
+        if account.refused is None:
+            return None
+        when, grant = account.refused
+        recent = time.monotonic() - when < self._settings.budget_flush_seconds
+        same = grant.amount_usd == account.budget.amount_usd
+        return grant if recent and same and grant.spent_usd + cost > grant.amount_usd else None
+
+    async def _refuse(self, account: Account, grant: Grant, cost: Decimal, fresh: bool) -> None:
         budget = account.budget
         exhausted = grant.spent_usd + cost > grant.amount_usd
+        if fresh:
+            account.refused = (time.monotonic(), grant) if exhausted else None
         if self._metrics is not None:
             self._metrics.budget_refused(budget.scope)
         if not exhausted:
