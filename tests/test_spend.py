@@ -3,11 +3,14 @@ real Postgres (two ledgers stand for two processes), alerts once per period."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import Counter
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -19,6 +22,7 @@ from worker.consumer.verdicts import DeadLetter, Postpone, ruling_of
 from worker.errors import ConfigError, OverBudget
 from worker.outbound import Reply
 from worker.providers import CallAsk, ChatRequest, PriceTable
+from worker.providers.gate import Admission
 from worker.spend.alerts import Alerts
 from worker.spend.ledger import SpendLedger
 from worker.spend.periods import period_start, seconds_to_reset
@@ -205,3 +209,39 @@ def test_over_budget_holds_or_dead_letters_as_the_budget_says() -> None:
     work.envelope = old
     too_long = decider.verdict_for(work, hold)  # held past FLEET_BUDGET_HOLD_MAX: the DLQ
     assert isinstance(too_long, DeadLetter) and too_long.code == "over_budget"
+
+
+# --- admission: a workflow's concurrent first calls ------------------------------------
+class SlowGate:
+    """Refuses (or grants) the admitting reservation after a pause; records every ask."""
+
+    def __init__(self, refuse: bool) -> None:
+        self.refuse = refuse
+        self.asked: list[bool] = []
+
+    async def reserve(self, ask: CallAsk) -> Any:
+        self.asked.append(ask.admit)
+        if ask.admit:
+            await asyncio.sleep(0.01)
+            if self.refuse:
+                raise OverBudget("full", action="hold", seconds=1, exhausted=True)
+        return SimpleNamespace(settle=lambda cost: None)
+
+
+@pytest.mark.parametrize("refuse", [True, False])
+async def test_concurrent_first_calls_wait_for_the_admission(refuse: bool) -> None:
+    gate, admission = SlowGate(refuse), Admission()
+    request = ChatRequest([{"role": "user", "content": "hi"}], "gpt-4o-mini")
+
+    def asking(admit: bool) -> CallAsk:
+        return CallAsk("openai", "campaign_execution", "u", admit, request, PriceTable())
+
+    results = await asyncio.gather(
+        *(admission.reserve(gate, asking) for _ in range(5)), return_exceptions=True
+    )
+    if refuse:  # one refusal for all of them; none reserved, so none calls
+        assert gate.asked == [True]
+        assert all(isinstance(r, OverBudget) for r in results)
+    else:  # one admission, then calls of a started workflow (never refused)
+        assert gate.asked == [True, False, False, False, False]
+        assert not any(isinstance(r, BaseException) for r in results)

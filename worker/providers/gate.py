@@ -4,21 +4,34 @@ Before each upstream call ``LLMSession`` asks the ``SpendGate`` (``worker.spend`
 implements it; None: no budgets) to reserve the call's estimated cost: the prompt's
 tokens by the model's tokenizer at the input price plus the request's ``max_tokens`` at
 the output price. The gate may refuse with ``OverBudget`` only while ``admit`` is True:
-the session's first reservation, before anything of the workflow has run. After the
-call the ticket is settled with the real cost (0 for a failed attempt).
+the session's first reservation, before anything of the workflow has run
+(``Admission``: calls a handler makes concurrently wait for that first decision). After
+the call the ticket is settled with the real cost (0 for a failed attempt).
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
 
+from worker.errors import OverBudget
 from worker.providers.base import ChatRequest
 from worker.providers.prices import PriceTable
 from worker.providers.tokens import count_messages
 
-__all__ = ["Arm", "CallAsk", "SpendGate", "Ticket", "arm_model", "arm_order", "estimate"]
+__all__ = [
+    "Admission",
+    "Arm",
+    "CallAsk",
+    "SpendGate",
+    "Ticket",
+    "arm_model",
+    "arm_order",
+    "estimate",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,3 +91,37 @@ def arm_model(arm: Arm | None, provider: str, default: str) -> str:
     if arm is not None and arm.model and arm.provider in (None, provider):
         return arm.model
     return default
+
+
+class Admission:
+    """One workflow's admission: its first reservation may be refused, and decides.
+
+    Calls made while that first reservation is pending (a campaign's recipients run
+    concurrently) wait for it: refused, they raise the same ``OverBudget`` and none of
+    them calls; admitted, they reserve as calls of a started workflow (never refused).
+    A first reservation that fails otherwise (the database, a cancellation) decides
+    nothing: the next call tries again.
+    """
+
+    def __init__(self) -> None:
+        self._decided: asyncio.Future[bool] | None = None
+
+    async def reserve(self, gate: SpendGate, ask: Callable[[bool], CallAsk]) -> Ticket:
+        while (decided := self._decided) is not None:
+            if await asyncio.shield(decided):  # raises the first's OverBudget
+                return await gate.reserve(ask(False))
+            if self._decided is decided:
+                self._decided = None
+        mine = self._decided = asyncio.get_running_loop().create_future()
+        try:
+            ticket = await gate.reserve(ask(True))
+        except OverBudget as exc:
+            mine.set_exception(exc)
+            mine.exception()  # retrieved here; the waiters raise it too
+            raise
+        except BaseException:
+            self._decided = None
+            mine.set_result(False)
+            raise
+        mine.set_result(True)
+        return ticket

@@ -45,11 +45,12 @@ from worker.errors import (
 from worker.observability.metrics import Metrics
 from worker.observability.spans import event, llm_attempt, llm_cache_hit, llm_usage
 from worker.outbound import retrying
+from worker.providers import gate
 from worker.providers.base import ChatClient, ChatRequest, ChatResponse, Message
 from worker.providers.breaker import CircuitBreaker
 from worker.providers.cache import ResponseCache, cache_key
 from worker.providers.calls import error_call, hit_call, ok_call
-from worker.providers.gate import Arm, CallAsk, SpendGate, Ticket, arm_model, arm_order
+from worker.providers.gate import Admission, Arm, CallAsk, SpendGate, Ticket
 from worker.providers.prices import PriceTable
 from worker.providers.structured import repair_prompt, validate
 from worker.providers.taxonomy import NO_FALLBACK, combined
@@ -156,7 +157,7 @@ class LLMSession:
         self.provider: str | None = None
         self.user_id = ""
         self.arm: Arm | None = None
-        self._admitted = False  # a reservation was granted: the workflow has started
+        self._admission = Admission()  # the first reservation decides if the workflow runs
 
     def _time_left(self) -> float | None:
         return None if self._deadline is None else self._deadline - time.monotonic()
@@ -165,9 +166,10 @@ class LLMSession:
         self, messages: list[Message], *, json_mode: bool = False, max_tokens: int = 800
     ) -> ChatResponse:
         errors: list[WorkerError] = []
-        for name in arm_order(self.arm, self._llm.order(self._intent, self._force), self._force):
+        order = self._llm.order(self._intent, self._force)
+        for name in gate.arm_order(self.arm, order, self._force):
             route = self._llm.routes[name]
-            model = arm_model(self.arm, name, route.model)
+            model = gate.arm_model(self.arm, name, route.model)
             request = ChatRequest(messages, model, json_mode=json_mode, max_tokens=max_tokens)
             try:
                 response = await self._via(name, route, request)
@@ -248,11 +250,10 @@ class LLMSession:
         """Reserve the call's estimated cost; only the first reservation may be refused."""
         if self._llm.spend is None:
             return None
-        prices, admit = self._llm.prices, not self._admitted
-        ask = CallAsk(name, self._intent, self.user_id, admit, request, prices)
-        ticket = await self._llm.spend.reserve(ask)
-        self._admitted = True
-        return ticket
+        prices, intent, user = self._llm.prices, self._intent, self.user_id
+        return await self._admission.reserve(
+            self._llm.spend, lambda admit: CallAsk(name, intent, user, admit, request, prices)
+        )
 
     async def _call(self, route: Route, request: ChatRequest, attempt: int) -> ChatResponse:
         name = route.client.name
