@@ -4,6 +4,7 @@ real Postgres (two ledgers stand for two processes), alerts once per period."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections import Counter
 from collections.abc import Mapping
@@ -13,6 +14,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from tests.support.db import query
 from tests.test_verdicts import _work
@@ -20,6 +22,7 @@ from worker.config import Experiment, SpendSettings, load_settings
 from worker.consumer.decide import Decider
 from worker.consumer.verdicts import DeadLetter, Postpone, ruling_of
 from worker.errors import ConfigError, OverBudget
+from worker.observability.metrics import Metrics
 from worker.outbound import Reply
 from worker.providers import CallAsk, ChatRequest, PriceTable
 from worker.providers.gate import Admission
@@ -181,13 +184,23 @@ async def test_later_calls_of_a_started_workflow_are_never_refused(store: Store)
 async def test_alert_only_budgets_count_but_never_refuse(store: Store) -> None:
     user = f"u-{uuid.uuid4().hex[:8]}"
     await BudgetTable(store).put("user", user, "day", Decimal("0.000001"), "alert", [100, 200])
-    hook = Hook()
-    ledger = ledger_for(store, hook)
+    hook, metrics = Hook(), Metrics()
+    table = BudgetTable(store)
+    alerts = Alerts(table, metrics, "http://hooks.invalid/x", send=hook)
+    ledger = SpendLedger(table, spend_settings(), alerts, metrics, clock=lambda: NOON)
     await ledger.refresh()
-    for _ in range(3):
-        (await ledger.reserve(ask(user))).settle(Decimal("0.000001"))
-    await ledger.close()
+    with capture_logs() as logs:
+        for _ in range(3):
+            (await ledger.reserve(ask(user))).settle(Decimal("0.000001"))
+        await ledger.close()
     assert len(hook.posts) == 2  # 100 % and 200 %, once each
+    assert json.loads(hook.posts[0])["text"].startswith(f":warning: budget user:{user} (day")
+    events = [e for e in logs if e["event"] == "budget_alert"]
+    assert sorted(e["threshold"] for e in events) == [100, 200]
+    sent = {key for key in metrics.drain() if key[0] == "BudgetAlerts"}
+    assert sent == {
+        ("BudgetAlerts", (("Scope", "user"), ("Threshold", t)), "Count") for t in ("100", "200")
+    }
 
 
 # --- the verdict -------------------------------------------------------------------
