@@ -20,6 +20,7 @@ from tests.support.db import query
 from tests.test_verdicts import _work
 from worker.config import Experiment, SpendSettings, load_settings
 from worker.consumer.decide import Decider
+from worker.consumer.spending import build_variants
 from worker.consumer.verdicts import DeadLetter, Postpone, ruling_of
 from worker.errors import ConfigError, OverBudget
 from worker.observability.metrics import Metrics
@@ -258,3 +259,15 @@ async def test_concurrent_first_calls_wait_for_the_admission(refuse: bool) -> No
     else:  # one admission, then calls of a started workflow (never refused)
         assert gate.asked == [True, False, False, False, False]
         assert not any(isinstance(r, BaseException) for r in results)
+
+
+def test_a_variant_prompt_must_exist_at_start_up() -> None:
+    def variants(prompt: str) -> SpendSettings:
+        spec = {"a": {"share": 50}, "b": {"share": 50, "prompt": prompt}}
+        raw = json.dumps({"message_generation": {"experiment": "e", "variants": spec}})
+        return load_settings(variants=raw).spend
+
+    arm = build_variants(variants("short")).arm_for("message_generation", "u-1")
+    assert arm is not None and arm.name.startswith("e/")
+    with pytest.raises(ConfigError, match=r"handlers/prompts/message_generation\.nope\.md"):
+        build_variants(variants("nope"))
