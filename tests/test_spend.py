@@ -271,3 +271,21 @@ def test_a_variant_prompt_must_exist_at_start_up() -> None:
     assert arm is not None and arm.name.startswith("e/")
     with pytest.raises(ConfigError, match=r"handlers/prompts/message_generation\.nope\.md"):
         build_variants(variants("nope"))
+
+
+async def test_a_deleted_budget_stops_counting_without_errors(store: Store) -> None:
+    user = f"u-{uuid.uuid4().hex[:8]}"
+    table = BudgetTable(store)
+    budget = await table.put("user", user, "day", Decimal(1), "hold", [100])
+    ledger = ledger_for(store, Hook())
+    await ledger.refresh()
+    ticket = await ledger.reserve(ask(user))
+    await table.delete(budget.id)
+    ticket.settle(Decimal("0.0001"))
+    with capture_logs() as logs:
+        await ledger.flush()
+        await ledger.refresh()
+        (await ledger.reserve(ask(user))).settle(Decimal(1))  # no budget covers it now
+        await ledger.close()
+    assert not [e for e in logs if e["log_level"] in ("warning", "error")]
+    assert await query(store, "SELECT 1 FROM budget_usage WHERE budget_id = %s", (budget.id,)) == []

@@ -212,7 +212,9 @@ class SpendLedger:
                     account.leased += release
                     log.warning("budget_flush_failed", budget=account.budget.target, error=str(exc))
                     continue
-            if totals is not None:
+            if totals is None:  # the budget was deleted: nothing to account to
+                self._accounts.pop(key, None)
+            else:
                 await self._alerts.check(account.budget, key[1], totals[0])
 
     def _current(self, account: Account) -> date:

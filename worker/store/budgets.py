@@ -33,7 +33,9 @@ RETURNING {_COLUMNS}
 """
 
 _USAGE_ROW = """
-INSERT INTO budget_usage (budget_id, period_start) VALUES (%s, %s) ON CONFLICT DO NOTHING
+INSERT INTO budget_usage (budget_id, period_start)
+SELECT id, %(period)s FROM budgets WHERE id = %(id)s
+ON CONFLICT DO NOTHING
 """
 
 _LOCK_USAGE = """
@@ -190,7 +192,7 @@ class BudgetTable:
         """Take up to ``want`` (at least ``need``, else nothing) of the period's free
         allowance; without ``enforce``, ``need`` is granted whatever is left."""
         async with self._db.connection() as conn, conn.transaction():
-            await conn.execute(_USAGE_ROW, (budget_id, period))
+            await conn.execute(_USAGE_ROW, {"id": budget_id, "period": period})
             cur = await conn.execute(_LOCK_USAGE, (budget_id, period))
             row = await cur.fetchone()
             if row is None:  # the budget was deleted: nothing to hold to
@@ -212,7 +214,7 @@ class BudgetTable:
         (spent now, amount), or None when the budget is gone."""
         params = {"id": budget_id, "period": period, "spent": spent, "release": release}
         async with self._db.connection() as conn:
-            await conn.execute(_USAGE_ROW, (budget_id, period))
+            await conn.execute(_USAGE_ROW, params)
             row = await (await conn.execute(_SETTLE, params)).fetchone()
         return None if row is None else (Decimal(row["spent_usd"]), Decimal(row["amount_usd"]))
 
