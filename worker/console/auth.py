@@ -5,7 +5,8 @@ Tokens come from FLEET_CONSOLE_TOKENS as ``name:role:token,...`` (or
 is kept in memory and compared, in constant time, against the hash of what a
 request presents. A person signs in once with the same token and gets a session
 cookie (HttpOnly, SameSite=Strict, Secure off loopback) bound to a CSRF token
-that every form POST must carry; the API takes ``Authorization: Bearer``.
+that every form POST must carry; the API takes ``Authorization: Bearer``. Sessions
+live in PostgreSQL (``worker.store.sessions``), keyed by the cookie's hash.
 """
 
 from __future__ import annotations
@@ -13,14 +14,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 from worker.errors import ConfigError
+from worker.store import Connects
+from worker.store.sessions import close_session, find_session, open_session
 
 __all__ = [
     "ROLES",
+    "SESSION_SECONDS",
     "Principal",
     "Session",
     "SessionBook",
@@ -33,6 +37,7 @@ __all__ = [
 Role = Literal["viewer", "operator"]
 ROLES: tuple[Role, ...] = ("viewer", "operator")
 _SETTING = "FLEET_CONSOLE_TOKENS"
+SESSION_SECONDS = 8 * 3600
 
 
 def digest(token: str) -> str:
@@ -63,6 +68,10 @@ class TokenBook:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def names(self, principal: Principal) -> bool:
+        """Whether some configured token still names ``principal`` (name and role)."""
+        return any(entry.principal == principal for entry in self._entries)
 
     def check(self, token: str | None) -> Principal | None:
         if not token:
@@ -104,41 +113,44 @@ def parse_tokens(raw: str | None) -> TokenBook:
     return TokenBook(entries)
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Session:
     principal: Principal
     csrf: str
-    expires: float
+    expires: datetime
 
 
-@dataclass(slots=True)
 class SessionBook:
-    """Signed-in people, by the hash of their cookie (the cookie itself is not kept)."""
+    """Signed-in people, kept in PostgreSQL (``console_sessions``) by the hash of their
+    cookie, so that a restart or a second console process keeps them signed in. A
+    session whose name and role are no longer among the tokens is refused."""
 
-    lifetime: float = 8 * 3600
-    _sessions: dict[str, Session] = field(default_factory=dict)
+    def __init__(self, tokens: TokenBook, lifetime: float = SESSION_SECONDS) -> None:
+        self._tokens = tokens
+        self.lifetime = lifetime
 
-    def open(self, principal: Principal) -> tuple[str, Session]:
+    async def open(self, db: Connects, principal: Principal) -> tuple[str, Session]:
         cookie = secrets.token_urlsafe(32)
-        session = Session(principal, secrets.token_urlsafe(32), time.monotonic() + self.lifetime)
-        self._sessions[digest(cookie)] = session
-        return cookie, session
+        csrf = secrets.token_urlsafe(32)
+        expires = await open_session(
+            db, digest(cookie), principal.name, principal.role, csrf, self.lifetime
+        )
+        return cookie, Session(principal, csrf, expires)
 
-    def find(self, cookie: str | None) -> Session | None:
+    async def find(self, db: Connects, cookie: str | None) -> Session | None:
         if not cookie:
             return None
-        key = digest(cookie)
-        session = self._sessions.get(key)
-        if session is None:
+        row = await find_session(db, digest(cookie))
+        if row is None or row.role not in ROLES:
             return None
-        if session.expires < time.monotonic():
-            del self._sessions[key]
+        principal = Principal(row.name, row.role)
+        if not self._tokens.names(principal):  # its token was taken out of the settings
             return None
-        return session
+        return Session(principal, row.csrf, row.expires_at)
 
-    def close(self, cookie: str | None) -> None:
+    async def close(self, db: Connects, cookie: str | None) -> None:
         if cookie:
-            self._sessions.pop(digest(cookie), None)
+            await close_session(db, digest(cookie))
 
 
 def same_secret(a: str | None, b: str | None) -> bool:

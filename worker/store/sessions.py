@@ -1,0 +1,116 @@
+"""The console's sign-in state in PostgreSQL (migration 0011): sessions and failed
+sign-ins, so that a restart or a second console process keeps people signed in and
+the sign-in limit holds across processes.
+
+A session row is keyed by the SHA-256 of its cookie (the cookie is never stored) and
+carries who, the role, the CSRF token and when it expires; the database's clock decides
+expiry. A failed sign-in row holds the client address and the time, never the token.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from worker.store.pool import Connects
+
+__all__ = [
+    "SessionRow",
+    "close_session",
+    "find_session",
+    "open_session",
+    "sign_in_failed",
+    "sign_in_failures",
+    "sign_in_succeeded",
+]
+
+_OPEN = """
+WITH expired AS (DELETE FROM console_sessions WHERE expires_at <= now())
+INSERT INTO console_sessions (cookie_hash, name, role, csrf, expires_at)
+VALUES (%(hash)s, %(name)s, %(role)s, %(csrf)s, now() + make_interval(secs => %(lifetime)s))
+RETURNING expires_at
+"""
+
+# an expired session is deleted as it is refused
+_FIND = """
+WITH expired AS (
+    DELETE FROM console_sessions WHERE cookie_hash = %(hash)s AND expires_at <= now()
+)
+SELECT name, role, csrf, expires_at FROM console_sessions
+ WHERE cookie_hash = %(hash)s AND expires_at > now()
+"""
+
+_FAILED = """
+WITH aged AS (
+    DELETE FROM console_sign_in_failures WHERE at < now() - make_interval(secs => %(window)s)
+)
+INSERT INTO console_sign_in_failures (remote) VALUES (%(remote)s)
+"""
+
+# how many failures in the window, and in how many seconds the oldest of them leaves it
+_FAILURES = """
+SELECT count(*) AS n,
+       coalesce(EXTRACT(EPOCH FROM min(at) + make_interval(secs => %(window)s) - now()), 0)
+           ::float8 AS clears_in
+  FROM console_sign_in_failures
+ WHERE remote = %(remote)s AND at >= now() - make_interval(secs => %(window)s)
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRow:
+    name: str
+    role: str
+    csrf: str
+    expires_at: datetime
+
+
+async def open_session(
+    db: Connects, cookie_hash: str, name: str, role: str, csrf: str, lifetime_seconds: float
+) -> datetime:
+    """Record a new session (and clear expired ones); return when it expires."""
+    params = {"hash": cookie_hash, "name": name, "role": role, "csrf": csrf,
+              "lifetime": lifetime_seconds}
+    async with db.connection() as conn:
+        row = await (await conn.execute(_OPEN, params)).fetchone()
+    assert row is not None  # RETURNING of one inserted row
+    expires: datetime = row["expires_at"]
+    return expires
+
+
+async def find_session(db: Connects, cookie_hash: str) -> SessionRow | None:
+    """The live session with this cookie hash (None if unknown or expired)."""
+    async with db.connection() as conn:
+        row = await (await conn.execute(_FIND, {"hash": cookie_hash})).fetchone()
+    if row is None:
+        return None
+    return SessionRow(row["name"], row["role"], row["csrf"], row["expires_at"])
+
+
+async def close_session(db: Connects, cookie_hash: str) -> None:
+    async with db.connection() as conn:
+        await conn.execute("DELETE FROM console_sessions WHERE cookie_hash = %s", (cookie_hash,))
+
+
+async def sign_in_failed(db: Connects, remote: str, window_seconds: float) -> None:
+    """Count one failed sign-in from ``remote`` (and forget those older than the window)."""
+    async with db.connection() as conn:
+        await conn.execute(_FAILED, {"remote": remote, "window": window_seconds})
+
+
+async def sign_in_failures(
+    db: Connects, remote: str, window_seconds: float
+) -> tuple[int, float]:
+    """Failed sign-ins from ``remote`` within the window, and the seconds until the
+    oldest of them no longer counts."""
+    async with db.connection() as conn:
+        cur = await conn.execute(_FAILURES, {"remote": remote, "window": window_seconds})
+        row = await cur.fetchone()
+    assert row is not None  # an aggregate always answers
+    return int(row["n"]), max(0.0, float(row["clears_in"]))
+
+
+async def sign_in_succeeded(db: Connects, remote: str) -> None:
+    """A good sign-in forgets the address's earlier mistakes."""
+    async with db.connection() as conn:
+        await conn.execute("DELETE FROM console_sign_in_failures WHERE remote = %s", (remote,))
