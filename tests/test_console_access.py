@@ -84,8 +84,8 @@ async def test_an_expired_session_is_refused_and_cleaned(client: Client, store: 
                            (hashed,))
     stale = digest("a-session-nobody-came-back-for")
     await query(store,
-        "INSERT INTO console_sessions (cookie_hash, name, role, csrf, expires_at)"
-        " VALUES (%s, 'vera', 'viewer', 'x', now() - interval '1 hour') RETURNING 1",
+        "INSERT INTO console_sessions (cookie_hash, name, role, token_tag, csrf, expires_at)"
+        " VALUES (%s, 'vera', 'viewer', 't', 'x', now() - interval '1 hour') RETURNING 1",
         (stale,),
     )
     await sign_in(client, VIEWER)  # a sign-in sweeps the expired ones away
@@ -97,12 +97,17 @@ async def test_a_session_ends_when_its_token_leaves_the_settings(
     client: Client, make_settings: Factory
 ) -> None:
     await sign_in(client, OPERATOR)
-    cookie = cookie_of(client)
+    jar = {"fleet_session": cookie_of(client)}
+    same = await second(make_settings, f"otto:operator:sha256:{digest(OPERATOR)}")
     only_vera = await second(make_settings, f"vera:viewer:{VIEWER}")
+    rotated = await second(make_settings, f"otto:operator:{OPERATOR}-rotated")
     try:
-        assert (await only_vera.get("/", cookies={"fleet_session": cookie})).status == 401
+        assert (await same.get("/", cookies=jar)).status == 200  # the same token, hashed
+        assert (await only_vera.get("/", cookies=jar)).status == 401  # otto is gone
+        assert (await rotated.get("/", cookies=jar)).status == 401  # otto has a new token
     finally:
-        await only_vera.close()
+        for opened in (same, only_vera, rotated):
+            await opened.close()
 
 
 async def test_repeated_failed_sign_ins_are_refused_with_429(

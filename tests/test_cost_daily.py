@@ -14,7 +14,7 @@ import psycopg
 from devstack import scratch_database
 from tests.support import Factory, drain, envelope, query, send_bodies
 from worker.store import Store, available_migrations, migrate
-from worker.store.reads import cost_breakdown, cost_per_day, cost_totals
+from worker.store.reads import cost_breakdown, cost_page, cost_per_day, cost_totals
 
 # rows of the symmetric difference between the rollup and llm_calls grouped the same way
 DIFFERENCE = """
@@ -133,6 +133,31 @@ async def test_a_window_from_the_rollup_equals_the_window_of_llm_calls(store: St
         )
         got = {(r["provider"], r["intent"]): (r["calls"], r["usd"]) for r in by}
         assert got == {(r["provider"], r["intent"]): (r["calls"], r["usd"]) for r in raw_by}
+        await check_the_page_read(store, user, since, until, end)
+
+
+async def check_the_page_read(
+    store: Store, user: str, since: datetime, until: datetime | None, end: datetime
+) -> None:
+    """The costs page's one-scan read: every day of the window and the user's group."""
+    days, top = await cost_page(store, "user", since, until, limit=100_000)
+    raw_days = await query(store,
+        "SELECT (created_at AT TIME ZONE 'UTC')::date AS day, count(*) AS calls,"
+        " sum(prompt_tokens + completion_tokens) AS tokens, sum(cost_usd) AS usd"
+        " FROM llm_calls WHERE created_at >= %s AND created_at < %s GROUP BY 1 ORDER BY 1",
+        (since, end),
+    )
+    assert days == raw_days
+    mine = await query(store,
+        "SELECT user_id AS user, count(*) AS calls, sum(prompt_tokens + completion_tokens)"
+        " AS tokens, sum(cost_usd) AS usd FROM llm_calls"
+        " WHERE user_id = %s AND created_at >= %s AND created_at < %s GROUP BY 1",
+        (user, since, end),
+    )
+    assert [r for r in top if r["user"] == user] == mine
+    by_day, top_days = await cost_page(store, "day", since, until)
+    assert by_day == raw_days
+    assert sorted(top_days, key=lambda d: d["day"]) == raw_days  # a few days: all of them
 
 
 async def test_the_migration_backfills_existing_rows(pg_server: str) -> None:

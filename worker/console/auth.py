@@ -15,12 +15,12 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 from worker.errors import ConfigError
 from worker.store import Connects
-from worker.store.sessions import close_session, find_session, open_session
+from worker.store.sessions import SessionRow, close_session, find_session, open_session
 
 __all__ = [
     "ROLES",
@@ -32,6 +32,7 @@ __all__ = [
     "digest",
     "parse_tokens",
     "same_secret",
+    "token_tag",
 ]
 
 Role = Literal["viewer", "operator"]
@@ -42,6 +43,16 @@ SESSION_SECONDS = 8 * 3600
 
 def digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _tag(hashed: str) -> str:
+    return digest(f"session:{hashed}")[:32]
+
+
+def token_tag(token: str) -> str:
+    """What a session keeps of the token it was opened with: a hash of its hash (so
+    taking the token out of the settings, or rotating it, ends the session)."""
+    return _tag(digest(token))
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,9 +80,13 @@ class TokenBook:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def names(self, principal: Principal) -> bool:
-        """Whether some configured token still names ``principal`` (name and role)."""
-        return any(entry.principal == principal for entry in self._entries)
+    def still(self, principal: Principal, tag: str) -> bool:
+        """Whether the token that ``tag`` came from still names ``principal``."""
+        found = False
+        for entry in self._entries:
+            if hmac.compare_digest(_tag(entry.hashed), tag) and entry.principal == principal:
+                found = True
+        return found
 
     def check(self, token: str | None) -> Principal | None:
         if not token:
@@ -129,13 +144,13 @@ class SessionBook:
         self._tokens = tokens
         self.lifetime = lifetime
 
-    async def open(self, db: Connects, principal: Principal) -> tuple[str, Session]:
+    async def open(self, db: Connects, principal: Principal, token: str) -> tuple[str, Session]:
+        """A session for ``principal``, who signed in with ``token``; return its cookie."""
         cookie = secrets.token_urlsafe(32)
-        csrf = secrets.token_urlsafe(32)
-        expires = await open_session(
-            db, digest(cookie), principal.name, principal.role, csrf, self.lifetime
-        )
-        return cookie, Session(principal, csrf, expires)
+        row = SessionRow(principal.name, principal.role, token_tag(token),
+                         secrets.token_urlsafe(32), datetime.now(UTC))
+        expires = await open_session(db, digest(cookie), row, self.lifetime)
+        return cookie, Session(principal, row.csrf, expires)
 
     async def find(self, db: Connects, cookie: str | None) -> Session | None:
         if not cookie:
@@ -144,7 +159,7 @@ class SessionBook:
         if row is None or row.role not in ROLES:
             return None
         principal = Principal(row.name, row.role)
-        if not self._tokens.names(principal):  # its token was taken out of the settings
+        if not self._tokens.still(principal, row.token_tag):  # its token left the settings
             return None
         return Session(principal, row.csrf, row.expires_at)
 

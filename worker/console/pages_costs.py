@@ -12,7 +12,7 @@ from aiohttp import web
 from worker.console.app import CONSOLE, render
 from worker.console.html import Markup, bar_chart, cell, esc, query, table
 from worker.console.pages_workflows import parse_time
-from worker.store.reads import COST_COLUMNS, cost_breakdown, cost_per_day
+from worker.store.reads import COST_COLUMNS, cost_breakdown, cost_page
 
 __all__ = ["setup"]
 
@@ -42,9 +42,8 @@ async def costs(request: web.Request) -> web.Response:
     raw, since, until = _window(request)
     by = _group(request)
     store = request.app[CONSOLE].db()
-    days = await cost_per_day(store, since, until)  # the totals are the days' sum
+    days, rows = await cost_page(store, by, since, until, limit=100)  # one scan of the window
     total = {k: sum(d[k] for d in days) for k in ("calls", "tokens", "usd")}
-    rows = await cost_breakdown(store, since, [by], until=until, limit=100)
     options = "".join(
         f'<option value="{g}"{" selected" if g == by else ""}>{g}</option>' for g in COST_COLUMNS
     )

@@ -75,7 +75,8 @@ async def login(request: web.Request) -> web.Response:
         log.warning("console_sign_in_throttled", remote=remote, failures=failures,
                     retry_after=wait)
         return _form(request, f"Too many failed sign-ins; try again in {wait} s.", 429, wait)
-    principal = console.tokens.check(str(form.get("token") or ""))
+    token = str(form.get("token") or "")
+    principal = console.tokens.check(token)
     if principal is None:
         await sign_in_failed(db, remote, SIGN_IN_WINDOW)
         log.warning("console_sign_in_refused", remote=remote, failures=failures + 1,
@@ -83,7 +84,7 @@ async def login(request: web.Request) -> web.Response:
         return _form(request, "That token is not recognised.", status=401)
     if failures:
         await sign_in_succeeded(db, remote)
-    cookie, _session = await console.sessions.open(db, principal)
+    cookie, _session = await console.sessions.open(db, principal, token)
     log.info("console_sign_in", who=principal.name, role=principal.role, remote=remote)
     response = web.HTTPSeeOther("/")
     response.set_cookie(SESSION_COOKIE, cookie, **_cookie_flags(request))  # type: ignore[arg-type]

@@ -26,8 +26,9 @@ __all__ = [
 
 _OPEN = """
 WITH expired AS (DELETE FROM console_sessions WHERE expires_at <= now())
-INSERT INTO console_sessions (cookie_hash, name, role, csrf, expires_at)
-VALUES (%(hash)s, %(name)s, %(role)s, %(csrf)s, now() + make_interval(secs => %(lifetime)s))
+INSERT INTO console_sessions (cookie_hash, name, role, token_tag, csrf, expires_at)
+VALUES (%(hash)s, %(name)s, %(role)s, %(tag)s, %(csrf)s,
+        now() + make_interval(secs => %(lifetime)s))
 RETURNING expires_at
 """
 
@@ -36,7 +37,7 @@ _FIND = """
 WITH expired AS (
     DELETE FROM console_sessions WHERE cookie_hash = %(hash)s AND expires_at <= now()
 )
-SELECT name, role, csrf, expires_at FROM console_sessions
+SELECT name, role, token_tag, csrf, expires_at FROM console_sessions
  WHERE cookie_hash = %(hash)s AND expires_at > now()
 """
 
@@ -61,16 +62,18 @@ SELECT count(*) AS n,
 class SessionRow:
     name: str
     role: str
+    token_tag: str
     csrf: str
     expires_at: datetime
 
 
 async def open_session(
-    db: Connects, cookie_hash: str, name: str, role: str, csrf: str, lifetime_seconds: float
+    db: Connects, cookie_hash: str, session: SessionRow, lifetime_seconds: float
 ) -> datetime:
-    """Record a new session (and clear expired ones); return when it expires."""
-    params = {"hash": cookie_hash, "name": name, "role": role, "csrf": csrf,
-              "lifetime": lifetime_seconds}
+    """Record ``session`` (its ``expires_at`` is ignored: it expires ``lifetime_seconds``
+    from the database's now, which is returned) and clear expired ones."""
+    params = {"hash": cookie_hash, "name": session.name, "role": session.role,
+              "tag": session.token_tag, "csrf": session.csrf, "lifetime": lifetime_seconds}
     async with db.connection() as conn:
         row = await (await conn.execute(_OPEN, params)).fetchone()
     assert row is not None  # RETURNING of one inserted row
@@ -84,7 +87,9 @@ async def find_session(db: Connects, cookie_hash: str) -> SessionRow | None:
         row = await (await conn.execute(_FIND, {"hash": cookie_hash})).fetchone()
     if row is None:
         return None
-    return SessionRow(row["name"], row["role"], row["csrf"], row["expires_at"])
+    return SessionRow(
+        row["name"], row["role"], row["token_tag"], row["csrf"], row["expires_at"]
+    )
 
 
 async def close_session(db: Connects, cookie_hash: str) -> None:

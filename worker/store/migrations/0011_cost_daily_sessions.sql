@@ -78,11 +78,13 @@ CREATE TRIGGER llm_calls_cost_daily_delete AFTER DELETE ON llm_calls
     REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION cost_daily_apply();
 
 -- Console sessions: only the SHA-256 of the cookie is kept (the cookie itself is a
--- bearer secret); the CSRF token is not a credential on its own (it is on every page).
+-- bearer secret); the CSRF token is not a credential on its own (it is on every page);
+-- token_tag is a hash of the sign-in token's hash (so a rotated token ends its sessions).
 CREATE TABLE console_sessions (
     cookie_hash  text PRIMARY KEY,
     name         text NOT NULL,
     role         text NOT NULL CHECK (role IN ('viewer', 'operator')),
+    token_tag    text NOT NULL,
     csrf         text NOT NULL,
     created_at   timestamptz NOT NULL DEFAULT now(),
     expires_at   timestamptz NOT NULL

@@ -8,6 +8,7 @@ from worker.store.reads.costs import (
     COST_GROUPS,
     CostTotals,
     cost_breakdown,
+    cost_page,
     cost_per_day,
     cost_totals,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "call_history",
     "completed_count",
     "cost_breakdown",
+    "cost_page",
     "cost_per_day",
     "cost_since",
     "cost_totals",

@@ -25,6 +25,7 @@ __all__ = [
     "COST_GROUPS",
     "CostTotals",
     "cost_breakdown",
+    "cost_page",
     "cost_per_day",
     "cost_totals",
     "window_params",
@@ -66,6 +67,19 @@ SELECT coalesce(sum(calls), 0) AS calls, coalesce(sum(cost_usd), 0) AS usd,
 _PER_DAY = """
 SELECT day, sum(calls) AS calls, sum(prompt_tokens + completion_tokens) AS tokens,
        sum(cost_usd) AS usd FROM {source} GROUP BY day ORDER BY day
+"""
+
+# the costs page: the days (chart, totals) and the top groups in one scan of the window
+_PAGE = """
+WITH g AS MATERIALIZED (
+    SELECT GROUPING(day) = 1 AS grouped, day, {column} AS key, sum(calls) AS calls,
+           sum(prompt_tokens + completion_tokens) AS tokens, sum(cost_usd) AS usd
+      FROM {source} GROUP BY GROUPING SETS ((day), ({column}))
+)
+SELECT grouped, day, key, calls, tokens, usd FROM g WHERE NOT grouped
+UNION ALL
+(SELECT grouped, day, key, calls, tokens, usd FROM g WHERE grouped
+  ORDER BY usd DESC NULLS LAST, key LIMIT %(limit)s)
 """
 
 _BREAKDOWN = """
@@ -133,6 +147,32 @@ async def cost_per_day(
     async with db.connection() as conn:
         cur = await conn.execute(query, window_params(since, until) | {"user": user})
         return await cur.fetchall()
+
+
+async def cost_page(
+    db: Connects, by: str, since: datetime, until: datetime | None = None, limit: int = 100
+) -> tuple[list[Row], list[Row]]:
+    """Per day of ``[since, until)`` (oldest first) and the costliest ``limit`` groups by
+    ``by`` (each row: ``by``'s name, calls, tokens, usd), from one scan of the window."""
+    if by not in COST_COLUMNS:
+        raise ValueError(f"group by one of {sorted(COST_COLUMNS)}, not {by!r}")
+    if by == "day":
+        days = await cost_per_day(db, since, until)
+        top = sorted(days, key=lambda d: (-d["usd"], d["day"]))[:limit]
+        return days, [{"day": d["day"], **{k: d[k] for k in ("calls", "tokens", "usd")}}
+                      for d in top]
+    column = sql.Identifier(COST_COLUMNS[by])
+    query = sql.SQL(_PAGE).format(column=column, source=_source(None))
+    async with db.connection() as conn:
+        cur = await conn.execute(query, window_params(since, until) | {"limit": limit})
+        found = await cur.fetchall()
+    measures = ("calls", "tokens", "usd")
+    days = sorted(
+        ({"day": r["day"], **{k: r[k] for k in measures}} for r in found if not r["grouped"]),
+        key=lambda d: d["day"],
+    )
+    top = [{by: r["key"], **{k: r[k] for k in measures}} for r in found if r["grouped"]]
+    return days, top
 
 
 async def cost_breakdown(
