@@ -12,7 +12,7 @@ import pytest
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
 
-from tests.support import OPERATOR, TOKENS, VIEWER, Factory, query, sign_in
+from tests.support import OPERATOR, TOKENS, VIEWER, Factory, dead_letter, query, sign_in
 from worker.console import build_app, digest, parse_tokens
 from worker.errors import ConfigError
 from worker.store import Store
@@ -184,3 +184,29 @@ def test_token_settings_are_checked_and_hashed() -> None:
     for bad in ("", "a:admin:" + VIEWER, "a:viewer:short", "a:viewer", "a:viewer:sha256:12"):
         with pytest.raises(ConfigError, match="FLEET_CONSOLE_TOKENS"):
             parse_tokens(bad)
+
+
+async def test_purge_wants_the_typed_count_and_is_audited(
+    make_settings: Factory, store: Store
+) -> None:
+    settings = await make_settings(console_tokens=TOKENS)
+    await dead_letter(settings, forced=2, malformed=0)
+    async with TestClient(TestServer(build_app(settings))) as client:
+        csrf = await sign_in(client, OPERATOR)
+        asked = await client.post("/dlq/purge", data={"all": "1", "csrf": csrf})
+        assert asked.status == 200 and "<code>purge 2</code>" in await asked.text()
+        wrong = await client.post(
+            "/dlq/purge", data={"all": "1", "csrf": csrf, "typed": "purge 3"}
+        )
+        assert wrong.status == 400
+        assert "2 dead-lettered message(s)" in await (await client.get("/dlq")).text()
+        done = await client.post(
+            "/dlq/purge", data={"all": "1", "csrf": csrf, "typed": "purge 2"}
+        )
+        assert done.status == 200 and "Deleted 2 message(s)" in await done.text()
+        assert "0 dead-lettered message(s)" in await (await client.get("/dlq")).text()
+    audit = await query(store,
+        "SELECT actor, role, count FROM console_audit WHERE action = 'purge'"
+        " AND at > now() - interval '1 minute'",
+    )
+    assert {"actor": "otto", "role": "operator", "count": 2} in audit

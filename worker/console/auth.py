@@ -138,7 +138,8 @@ class Session:
 class SessionBook:
     """Signed-in people, kept in PostgreSQL (``console_sessions``) by the hash of their
     cookie, so that a restart or a second console process keeps them signed in. A
-    session whose name and role are no longer among the tokens is refused."""
+    session whose sign-in token was taken out or rotated, or now names someone else or
+    another role, is refused."""
 
     def __init__(self, tokens: TokenBook, lifetime: float = SESSION_SECONDS) -> None:
         self._tokens = tokens
