@@ -148,6 +148,7 @@ async def check_the_page_read(
         (since, end),
     )
     assert days == raw_days
+    assert all(type(r["calls"]) is int and type(r["tokens"]) is int for r in days + top)
     mine = await query(store,
         "SELECT user_id AS user, count(*) AS calls, sum(prompt_tokens + completion_tokens)"
         " AS tokens, sum(cost_usd) AS usd FROM llm_calls"

@@ -60,20 +60,21 @@ SELECT (created_at AT TIME ZONE 'UTC')::date, user_id, provider, model, intent_t
 ) AS w"""
 
 _TOTALS = """
-SELECT coalesce(sum(calls), 0) AS calls, coalesce(sum(cost_usd), 0) AS usd,
-       coalesce(sum(cache_hits), 0) AS hits FROM {source}
+SELECT coalesce(sum(calls), 0)::bigint AS calls, coalesce(sum(cost_usd), 0) AS usd,
+       coalesce(sum(cache_hits), 0)::bigint AS hits FROM {source}
 """
 
 _PER_DAY = """
-SELECT day, sum(calls) AS calls, sum(prompt_tokens + completion_tokens) AS tokens,
-       sum(cost_usd) AS usd FROM {source} GROUP BY day ORDER BY day
+SELECT day, sum(calls)::bigint AS calls,
+       sum(prompt_tokens + completion_tokens)::bigint AS tokens, sum(cost_usd) AS usd
+  FROM {source} GROUP BY day ORDER BY day
 """
 
 # the costs page: the days (chart, totals) and the top groups in one scan of the window
 _PAGE = """
 WITH g AS MATERIALIZED (
-    SELECT GROUPING(day) = 1 AS grouped, day, {column} AS key, sum(calls) AS calls,
-           sum(prompt_tokens + completion_tokens) AS tokens, sum(cost_usd) AS usd
+    SELECT GROUPING(day) = 1 AS grouped, day, {column} AS key, sum(calls)::bigint AS calls,
+           sum(prompt_tokens + completion_tokens)::bigint AS tokens, sum(cost_usd) AS usd
       FROM {source} GROUP BY GROUPING SETS ((day), ({column}))
 )
 SELECT grouped, day, key, calls, tokens, usd FROM g WHERE NOT grouped
@@ -83,8 +84,8 @@ UNION ALL
 """
 
 _BREAKDOWN = """
-SELECT {columns}, sum(calls) AS calls, sum(prompt_tokens + completion_tokens) AS tokens,
-       sum(cost_usd) AS usd
+SELECT {columns}, sum(calls)::bigint AS calls,
+       sum(prompt_tokens + completion_tokens)::bigint AS tokens, sum(cost_usd) AS usd
   FROM {source}
  GROUP BY {positions} ORDER BY usd DESC NULLS LAST, 1 LIMIT %(limit)s
 """
