@@ -5,6 +5,7 @@ sign-ins from one address get 429 with Retry-After, logged without the token."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -18,6 +19,15 @@ from worker.console.signin import SIGN_IN_LIMIT, SIGN_IN_WINDOW
 from worker.store import Store
 
 Client = TestClient[Any, Any]
+
+
+@pytest.fixture(autouse=True)
+async def no_failed_sign_ins(store: Store) -> AsyncIterator[None]:
+    """Every test client signs in from 127.0.0.1: start and leave with a clean count."""
+    forget = "DELETE FROM console_sign_in_failures WHERE remote = '127.0.0.1' RETURNING 1"
+    await query(store, forget)
+    yield
+    await query(store, forget)
 
 
 @pytest.fixture
@@ -118,30 +128,38 @@ async def test_repeated_failed_sign_ins_are_refused_with_429(
     configure_logging("INFO", "json")
     guess = "guessed-token-4f1d9a0c7b2e"
     capsys.readouterr()
-    try:
-        for _ in range(SIGN_IN_LIMIT):
-            nonce = await login_nonce(client)
-            wrong = await client.post("/login", data={"csrf": nonce, "token": guess})
-            assert wrong.status == 401
-        for token in (guess, VIEWER):  # the right token is refused too, until it clears
-            nonce = await login_nonce(client)
-            limited = await client.post("/login", data={"csrf": nonce, "token": token})
-            assert limited.status == 429 and "Too many failed sign-ins" in await limited.text()
-            assert 1 <= int(limited.headers["Retry-After"]) <= SIGN_IN_WINDOW
-        assert (await client.get("/")).status == 401
-        events = [json.loads(line) for line in capsys.readouterr().err.splitlines()
-                  if line.startswith("{")]
-        refused = [e for e in events if e["event"] == "console_sign_in_refused"]
-        throttled = [e for e in events if e["event"] == "console_sign_in_throttled"]
-        assert [e["failures"] for e in refused] == list(range(1, SIGN_IN_LIMIT + 1))
-        assert len(throttled) == 2 and throttled[0]["remote"] == "127.0.0.1"
-        assert all(guess not in json.dumps(e) and VIEWER not in json.dumps(e) for e in events)
-        await query(store,  # a minute later (time compressed: the rows are aged)
-            "UPDATE console_sign_in_failures SET at = at - make_interval(secs => %s)"
-            " WHERE remote = '127.0.0.1' RETURNING 1",
-            (SIGN_IN_WINDOW + 1,),
-        )
-        await sign_in(client, VIEWER)
-    finally:
-        await query(store,
-            "DELETE FROM console_sign_in_failures WHERE remote = '127.0.0.1' RETURNING 1")
+    for _ in range(SIGN_IN_LIMIT):
+        nonce = await login_nonce(client)
+        wrong = await client.post("/login", data={"csrf": nonce, "token": guess})
+        assert wrong.status == 401
+    for token in (guess, VIEWER):  # the right token is refused too, until it clears
+        nonce = await login_nonce(client)
+        limited = await client.post("/login", data={"csrf": nonce, "token": token})
+        assert limited.status == 429 and "Too many failed sign-ins" in await limited.text()
+        assert 1 <= int(limited.headers["Retry-After"]) <= SIGN_IN_WINDOW
+    assert (await client.get("/")).status == 401
+    events = [json.loads(line) for line in capsys.readouterr().err.splitlines()
+              if line.startswith("{")]
+    refused = [e for e in events if e["event"] == "console_sign_in_refused"]
+    throttled = [e for e in events if e["event"] == "console_sign_in_throttled"]
+    assert [e["failures"] for e in refused] == list(range(1, SIGN_IN_LIMIT + 1))
+    assert len(throttled) == 2 and throttled[0]["remote"] == "127.0.0.1"
+    assert all(guess not in json.dumps(e) and VIEWER not in json.dumps(e) for e in events)
+    await query(store,  # a minute later (time compressed: the rows are aged)
+        "UPDATE console_sign_in_failures SET at = at - make_interval(secs => %s)"
+        " WHERE remote = '127.0.0.1' RETURNING 1",
+        (SIGN_IN_WINDOW + 1,),
+    )
+    await sign_in(client, VIEWER)
+    assert not await query(store,
+        "SELECT 1 FROM console_sign_in_failures WHERE remote = '127.0.0.1'")
+
+
+async def test_a_burst_of_guesses_gets_no_more_than_the_limit(client: Client) -> None:
+    nonce = await login_nonce(client)
+    answers = await asyncio.gather(*(
+        client.post("/login", data={"csrf": nonce, "token": f"burst-guess-{i:02d}-0123456789"})
+        for i in range(3 * SIGN_IN_LIMIT)
+    ))
+    statuses = sorted(answer.status for answer in answers)
+    assert statuses == [401] * SIGN_IN_LIMIT + [429] * (2 * SIGN_IN_LIMIT)

@@ -19,7 +19,7 @@ from aiohttp import web
 from worker.console.app import CONSOLE, SESSION_COOKIE, session_of
 from worker.console.auth import same_secret
 from worker.console.html import esc, hidden, page
-from worker.store.sessions import sign_in_failed, sign_in_failures, sign_in_succeeded
+from worker.store.sessions import sign_in_attempt, sign_in_succeeded
 
 __all__ = ["setup"]
 
@@ -69,8 +69,9 @@ async def login(request: web.Request) -> web.Response:
         raise web.HTTPForbidden(text="403: the sign-in form expired; reload it")
     console = request.app[CONSOLE]
     db, remote = console.db(), request.remote or "unknown"
-    failures, clears_in = await sign_in_failures(db, remote, SIGN_IN_WINDOW)
-    if failures >= SIGN_IN_LIMIT:  # refused before the token is even looked at
+    # counted as a failure before the token is looked at (a success takes it back)
+    failures, clears_in = await sign_in_attempt(db, remote, SIGN_IN_WINDOW, SIGN_IN_LIMIT)
+    if failures >= SIGN_IN_LIMIT:
         wait = max(1, math.ceil(clears_in))
         log.warning("console_sign_in_throttled", remote=remote, failures=failures,
                     retry_after=wait)
@@ -78,12 +79,10 @@ async def login(request: web.Request) -> web.Response:
     token = str(form.get("token") or "")
     principal = console.tokens.check(token)
     if principal is None:
-        await sign_in_failed(db, remote, SIGN_IN_WINDOW)
         log.warning("console_sign_in_refused", remote=remote, failures=failures + 1,
                     limit=SIGN_IN_LIMIT)
         return _form(request, "That token is not recognised.", status=401)
-    if failures:
-        await sign_in_succeeded(db, remote)
+    await sign_in_succeeded(db, remote)
     cookie, _session = await console.sessions.open(db, principal, token)
     log.info("console_sign_in", who=principal.name, role=principal.role, remote=remote)
     response = web.HTTPSeeOther("/")

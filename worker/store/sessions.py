@@ -19,8 +19,7 @@ __all__ = [
     "close_session",
     "find_session",
     "open_session",
-    "sign_in_failed",
-    "sign_in_failures",
+    "sign_in_attempt",
     "sign_in_succeeded",
 ]
 
@@ -40,6 +39,10 @@ WITH expired AS (
 SELECT name, role, token_tag, csrf, expires_at FROM console_sessions
  WHERE cookie_hash = %(hash)s AND expires_at > now()
 """
+
+# the two-key advisory lock space of console sign-ins ("cons"), then one key per address
+_LOCK_SPACE = 0x636F6E73
+_LOCK = "SELECT pg_advisory_xact_lock(%(space)s, hashtext(%(remote)s))"
 
 _FAILED = """
 WITH aged AS (
@@ -97,25 +100,26 @@ async def close_session(db: Connects, cookie_hash: str) -> None:
         await conn.execute("DELETE FROM console_sessions WHERE cookie_hash = %s", (cookie_hash,))
 
 
-async def sign_in_failed(db: Connects, remote: str, window_seconds: float) -> None:
-    """Count one failed sign-in from ``remote`` (and forget those older than the window)."""
-    async with db.connection() as conn:
-        await conn.execute(_FAILED, {"remote": remote, "window": window_seconds})
-
-
-async def sign_in_failures(
-    db: Connects, remote: str, window_seconds: float
+async def sign_in_attempt(
+    db: Connects, remote: str, window_seconds: float, limit: int
 ) -> tuple[int, float]:
-    """Failed sign-ins from ``remote`` within the window, and the seconds until the
-    oldest of them no longer counts."""
-    async with db.connection() as conn:
-        cur = await conn.execute(_FAILURES, {"remote": remote, "window": window_seconds})
-        row = await cur.fetchone()
-    assert row is not None  # an aggregate always answers
-    return int(row["n"]), max(0.0, float(row["clears_in"]))
+    """Admit one sign-in attempt from ``remote``, counted as a failure straight away (a
+    good sign-in takes it back: ``sign_in_succeeded``), under a lock per address, so a
+    burst of concurrent guesses cannot slip past the limit. Returns the failures within
+    the window before this attempt and the seconds until the oldest of them no longer
+    counts; at ``limit`` failures nothing is recorded (the caller refuses)."""
+    params = {"remote": remote, "window": window_seconds, "space": _LOCK_SPACE}
+    async with db.connection() as conn, conn.transaction():
+        await conn.execute(_LOCK, params)
+        row = await (await conn.execute(_FAILURES, params)).fetchone()
+        assert row is not None  # an aggregate always answers
+        failures = int(row["n"])
+        if failures < limit:
+            await conn.execute(_FAILED, params)
+    return failures, max(0.0, float(row["clears_in"]))
 
 
 async def sign_in_succeeded(db: Connects, remote: str) -> None:
-    """A good sign-in forgets the address's earlier mistakes."""
+    """A good sign-in takes back its own attempt and forgets the address's mistakes."""
     async with db.connection() as conn:
         await conn.execute("DELETE FROM console_sign_in_failures WHERE remote = %s", (remote,))

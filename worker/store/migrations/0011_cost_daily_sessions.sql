@@ -59,7 +59,7 @@ END
 $$;
 
 -- No cost row may be written between the backfill's snapshot and the triggers: writers
--- wait for this migration's commit (about 10 s a million rows) and then meet the triggers.
+-- wait for this migration's commit (about 12 s a million rows) and then meet the triggers.
 LOCK TABLE llm_calls IN SHARE MODE;
 
 INSERT INTO cost_daily (day, user_id, provider, model, intent_type, calls, cache_hits,
