@@ -163,3 +163,20 @@ async def test_a_burst_of_guesses_gets_no_more_than_the_limit(client: Client) ->
     ))
     statuses = sorted(answer.status for answer in answers)
     assert statuses == [401] * SIGN_IN_LIMIT + [429] * (2 * SIGN_IN_LIMIT)
+
+
+async def test_the_live_stream_ends_with_its_session(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from worker.console import pages_overview
+
+    monkeypatch.setattr(pages_overview, "SSE_INTERVAL", 0.05)
+    csrf = await sign_in(client, VIEWER)
+    stream = await client.get("/events")
+    assert stream.status == 200
+    first = await asyncio.wait_for(stream.content.readuntil(b"\n\n"), 30)
+    assert first.startswith(b"event: snapshot")
+    out = await client.post("/logout", data={"csrf": csrf}, allow_redirects=False)
+    assert out.status == 303
+    await asyncio.wait_for(stream.content.read(), 30)  # the server closes the stream
+    assert stream.content.at_eof()
