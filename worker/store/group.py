@@ -5,7 +5,9 @@ rows, status). Run one by one they are two round trips a message; batched by
 ``worker.batcher.Batcher`` (``parallel`` mode) they are two round trips per
 batch, and a batch is whatever arrived while the previous one was in flight.
 Each statement is atomic on its own (autocommit), so a batch commits whole or
-not at all.
+not at all. The completion's cost rows also reach the ``cost_daily`` rollup in that
+statement: a statement-level trigger (migration 0011) upserts the batch's distinct
+(day, user, provider, model, intent) keys once.
 """
 
 from __future__ import annotations
