@@ -1,12 +1,15 @@
 """Time every console page over a million workflows and a million cost rows.
 
     python -m devstack.console_bench [--server postgresql://postgres@127.0.0.1:5432/postgres]
-                                     [--rows 1000000] [--runs 7]
+                                     [--rows 1000000] [--runs 7] [--dead-letters 100]
 
-Loads a scratch database with ``generate_series`` (90 days of history, 5,000 users),
-migrates it (so the console's indexes exist), starts the console in-process against
-it (SQS from AWS_ENDPOINT_URL_SQS or a LocalStack started here) and times each page
-over HTTP with a bearer token: one warm-up, then the median and the worst of ``runs``.
+Migrates a scratch database (so the console's indexes and the cost_daily rollup
+exist), loads it with ``generate_series`` (90 days of history, 5,000 users; the
+rollup's trigger sums the cost rows as they go in), dead-letters ``--dead-letters``
+messages through an in-process worker (forced to Azure, which is not configured),
+starts the console in-process (SQS from AWS_ENDPOINT_URL_SQS or a LocalStack started
+here) and times each page over HTTP with a bearer token: one warm-up, then the median
+and the worst of ``runs``.
 """
 
 from __future__ import annotations
@@ -25,9 +28,12 @@ from aiohttp import web
 
 from devstack.localstack import LocalStack, free_port
 from devstack.postgres import scratch_database
-from worker.config import load_settings
+from worker.config import Settings, load_settings
 from worker.console import build_app
-from worker.queue import QueueSpec, create_queues
+from worker.consumer import run_worker
+from worker.contract import Envelope, Intent
+from worker.observability import configure_logging
+from worker.queue import QueueClient, QueueSpec, create_queues
 from worker.store import migrate
 
 TOKEN = "bench-operator-token-0123456789"
@@ -69,6 +75,7 @@ def load(url: str, rows: int) -> float:
         conn.execute(LOAD_CALLS.encode(), {"n": rows})
         conn.execute(b"VACUUM ANALYZE workflows")
         conn.execute(b"VACUUM ANALYZE llm_calls")
+        conn.execute(b"VACUUM ANALYZE cost_daily")  # what autovacuum does: index-only scans
     return time.perf_counter() - started
 
 
@@ -87,8 +94,15 @@ def pages(rows: int) -> list[str]:
         "/costs?since=7d&by=model",
         "/costs?since=7d&by=day",
         "/costs?since=30d&by=user",
+        "/costs?since=30d&by=provider",
+        "/costs?since=30d&by=intent",
+        "/costs?since=30d&by=model",
+        "/costs?since=30d&by=day",
+        "/costs?since=90d&by=user",
         "/costs.csv?since=7d&by=user",
+        "/costs.csv?since=30d&by=user",
         "/dlq",
+        "/dlq?user=u7",
     ]
 
 
@@ -116,7 +130,26 @@ def _deep_page(html: str) -> str:
     return html[start : html.index('"', start)].replace("&amp;", "&")
 
 
-async def run(server: str, rows: int, runs: int, endpoint: str) -> None:
+async def dead_letter(settings: Settings, count: int) -> None:
+    """Put ``count`` messages in the DLQ the way production does: a worker gives up on
+    intents forced to a provider that is not configured."""
+    if count <= 0:
+        return
+    intents = [
+        Envelope.wrap(Intent.model_validate({
+            "type": "message_generation", "userId": f"u{i}", "forceProvider": "azure",
+            "data": {"context": f"bench {i}"},
+        }))
+        for i in range(count)
+    ]
+    async with QueueClient.from_settings(settings) as queue:
+        for start in range(0, count, 10):
+            await queue.send_envelopes(intents[start : start + 10])
+    stats = await run_worker(settings, until_idle=True, handle_signals=False)
+    print(f"dead-lettered {stats.outcomes.get('dead_lettered', 0)} messages", flush=True)
+
+
+async def run(server: str, rows: int, runs: int, endpoint: str, dead: int) -> None:
     with scratch_database(server, prefix="console_bench") as url:
         await migrate(url)
         print(f"loading {rows:,} workflows and {rows:,} llm_calls ...", flush=True)
@@ -126,12 +159,18 @@ async def run(server: str, rows: int, runs: int, endpoint: str) -> None:
             sqs_endpoint_url=endpoint,
             queue_name=f"console-bench-{uuid.uuid4().hex[:8]}",
             console_tokens=f"bench:operator:{TOKEN}",
+            openai_api_key="bench-unused-key-0123456789",  # never called: Azure is forced
+            openai_base_url="http://127.0.0.1:9/v1",
+            wait_seconds=1,
+            max_receives=1,
+            log_level="WARNING",
             health_port=0,
             cloudwatch_enabled=False,
         )
         await create_queues(
             QueueSpec.from_settings(settings), endpoint=endpoint, region=settings.aws_region
         )
+        await dead_letter(settings, dead)
         runner = web.AppRunner(build_app(settings))
         await runner.setup()
         port = free_port()
@@ -153,12 +192,14 @@ def main() -> None:
     )
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--dead-letters", type=int, default=100)
     args = parser.parse_args()
+    configure_logging("WARNING", "console")  # the dead-lettering worker's lines are noise here
     with ExitStack() as stack:
         endpoint = os.environ.get("AWS_ENDPOINT_URL_SQS")
         if not endpoint:
             endpoint = stack.enter_context(LocalStack()).endpoint
-        asyncio.run(run(args.server, args.rows, args.runs, endpoint))
+        asyncio.run(run(args.server, args.rows, args.runs, endpoint, args.dead_letters))
 
 
 if __name__ == "__main__":

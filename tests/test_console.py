@@ -12,16 +12,13 @@ import pytest
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
 
-from tests.support import Factory, query
+from tests.support import OPERATOR, TOKENS, VIEWER, Factory, dead_letter, query, sign_in
 from worker.console import build_app, digest, parse_tokens
 from worker.errors import ConfigError
 from worker.store import Store
 
-VIEWER = "viewer-token-0123456789abcdef"
-OPERATOR = "operator-token-0123456789abcdef"
-TOKENS = f"vera:viewer:{VIEWER},otto:operator:{OPERATOR}"
 PAGES = ["/", "/workflows", "/workflows/x", "/dlq", "/costs", "/costs.csv", "/events",
-         "/api/overview", "/api/workflows/x"]
+         "/api/overview", "/api/workflows/x", "/static/console.js", "/static/nothing.css"]
 POSTS = ["/dlq/replay", "/dlq/purge", "/logout"]
 
 
@@ -30,18 +27,6 @@ async def client(make_settings: Factory) -> AsyncIterator[TestClient]:  # type: 
     settings = await make_settings(console_tokens=TOKENS)
     async with TestClient(TestServer(build_app(settings))) as opened:
         yield opened
-
-
-async def sign_in(client: TestClient, token: str) -> str:  # type: ignore[type-arg]
-    """Sign in through the form; return the session's CSRF token."""
-    form = await client.get("/login")
-    nonce = re.search(r'name="csrf" value="([^"]+)"', await form.text())
-    assert nonce is not None
-    done = await client.post("/login", data={"csrf": nonce.group(1), "token": token})
-    assert done.status == 200 and done.url.path == "/", await done.text()
-    csrf = re.search(r'name="csrf" value="([^"]+)"', await done.text())
-    assert csrf is not None
-    return csrf.group(1)
 
 
 def assert_hardened(response: ClientResponse) -> None:
@@ -68,6 +53,11 @@ async def test_without_a_credential_every_page_is_401_and_nothing_else(
         assert got.status == 401, path
     forged = await client.get("/", cookies={"fleet_session": "made-up"})
     assert forged.status == 401
+    style = await client.get("/static/console.css")  # the sign-in form's, and public
+    assert style.status == 200 and style.content_type == "text/css"
+    assert_hardened(style)
+    form = await client.get("/login")
+    assert form.status == 200 and "console.js" not in await form.text()
 
 
 async def test_sign_in_sets_a_hardened_cookie_and_refuses_a_wrong_token(
@@ -194,3 +184,29 @@ def test_token_settings_are_checked_and_hashed() -> None:
     for bad in ("", "a:admin:" + VIEWER, "a:viewer:short", "a:viewer", "a:viewer:sha256:12"):
         with pytest.raises(ConfigError, match="FLEET_CONSOLE_TOKENS"):
             parse_tokens(bad)
+
+
+async def test_purge_wants_the_typed_count_and_is_audited(
+    make_settings: Factory, store: Store
+) -> None:
+    settings = await make_settings(console_tokens=TOKENS)
+    await dead_letter(settings, forced=2, malformed=0)
+    async with TestClient(TestServer(build_app(settings))) as client:
+        csrf = await sign_in(client, OPERATOR)
+        asked = await client.post("/dlq/purge", data={"all": "1", "csrf": csrf})
+        assert asked.status == 200 and "<code>purge 2</code>" in await asked.text()
+        wrong = await client.post(
+            "/dlq/purge", data={"all": "1", "csrf": csrf, "typed": "purge 3"}
+        )
+        assert wrong.status == 400
+        assert "2 dead-lettered message(s)" in await (await client.get("/dlq")).text()
+        done = await client.post(
+            "/dlq/purge", data={"all": "1", "csrf": csrf, "typed": "purge 2"}
+        )
+        assert done.status == 200 and "Deleted 2 message(s)" in await done.text()
+        assert "0 dead-lettered message(s)" in await (await client.get("/dlq")).text()
+    audit = await query(store,
+        "SELECT actor, role, count FROM console_audit WHERE action = 'purge'"
+        " AND at > now() - interval '1 minute'",
+    )
+    assert {"actor": "otto", "role": "operator", "count": 2} in audit

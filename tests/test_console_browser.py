@@ -27,7 +27,8 @@ CHROMIUM = "/usr/bin/chromium"
 VIEWER = "viewer-token-0123456789abcdef"
 OPERATOR = "operator-token-0123456789abcdef"
 TOKENS = f"vera:viewer:{VIEWER},otto:operator:{OPERATOR}"
-PAGES = ["/", "/workflows", "/dlq", "/costs", "/costs.csv", "/api/overview", "/workflows/x"]
+PAGES = ["/", "/workflows", "/dlq", "/costs", "/costs.csv", "/api/overview", "/workflows/x",
+         "/static/console.js"]
 SHOTS = os.environ.get("FLEET_CONSOLE_SCREENSHOTS")
 
 

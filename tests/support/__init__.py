@@ -1,6 +1,7 @@
 """What tests share, imported from here and never from another test module."""
 
 from tests.support.cli import FLEET, SHUTDOWN_MARGIN, LoggedProcess, dlq_json, env_for, fleet
+from tests.support.console import OPERATOR, TOKENS, VIEWER, login_nonce, sign_in
 from tests.support.db import query
 from tests.support.workers import (
     API_KEY,
@@ -18,7 +19,10 @@ from tests.support.workers import (
 __all__ = [
     "API_KEY",
     "FLEET",
+    "OPERATOR",
     "SHUTDOWN_MARGIN",
+    "TOKENS",
+    "VIEWER",
     "Factory",
     "LoggedProcess",
     "dead_letter",
@@ -28,9 +32,11 @@ __all__ = [
     "env_for",
     "envelope",
     "fleet",
+    "login_nonce",
     "provider_settings",
     "query",
     "queue_for",
     "run_until",
     "send_bodies",
+    "sign_in",
 ]

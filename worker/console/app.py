@@ -56,7 +56,8 @@ HEADERS = {
     "Cache-Control": "no-store",
 }
 SESSION_COOKIE = "fleet_session"
-PUBLIC = ("/login", "/static/")
+# all that answers without a credential: the sign-in form and its stylesheet (no data)
+PUBLIC = frozenset({"/login", "/static/console.css"})
 
 
 @dataclass(slots=True)
@@ -65,9 +66,9 @@ class Console:
 
     settings: Settings
     tokens: TokenBook
+    sessions: SessionBook
     secure_cookies: bool
     metrics_urls: list[str] = field(default_factory=list)
-    sessions: SessionBook = field(default_factory=SessionBook)
     store: Store | None = None
     queue: QueueClient | None = None
     http: aiohttp.ClientSession | None = None
@@ -148,7 +149,7 @@ def _unauthorized() -> web.Response:
 
 @web.middleware
 async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path == "/login" or request.path.startswith("/static/"):
+    if request.path in PUBLIC:
         return await handler(request)
     console = request.app[CONSOLE]
     header = request.headers.get("Authorization", "")
@@ -158,7 +159,8 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
             return _unauthorized()
         # a bearer is never sent by a browser on its own: no CSRF check needed
         return await _as(principal, None, request, handler)
-    session = console.sessions.find(request.cookies.get(SESSION_COOKIE))
+    cookie = request.cookies.get(SESSION_COOKIE)
+    session = await console.sessions.find(console.db(), cookie) if cookie else None
     if session is None:
         return _unauthorized()
     if request.method not in ("GET", "HEAD"):
@@ -220,9 +222,11 @@ def build_app(
 
     raw = settings.console_tokens.get_secret_value() if settings.console_tokens else None
     add_secrets(part.split(":", 2)[-1] for part in (raw or "").split(","))
+    tokens = parse_tokens(raw)
     console = Console(
         settings=settings,
-        tokens=parse_tokens(raw),
+        tokens=tokens,
+        sessions=SessionBook(tokens),
         secure_cookies=not is_loopback(settings.console_host),
         metrics_urls=metrics_urls or [],
         store=store,

@@ -5,7 +5,8 @@ Tokens come from FLEET_CONSOLE_TOKENS as ``name:role:token,...`` (or
 is kept in memory and compared, in constant time, against the hash of what a
 request presents. A person signs in once with the same token and gets a session
 cookie (HttpOnly, SameSite=Strict, Secure off loopback) bound to a CSRF token
-that every form POST must carry; the API takes ``Authorization: Bearer``.
+that every form POST must carry; the API takes ``Authorization: Bearer``. Sessions
+live in PostgreSQL (``worker.store.sessions``), keyed by the cookie's hash.
 """
 
 from __future__ import annotations
@@ -13,14 +14,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Literal
 
 from worker.errors import ConfigError
+from worker.store import Connects
+from worker.store.sessions import SessionRow, close_session, find_session, open_session
 
 __all__ = [
     "ROLES",
+    "SESSION_SECONDS",
     "Principal",
     "Session",
     "SessionBook",
@@ -28,15 +32,27 @@ __all__ = [
     "digest",
     "parse_tokens",
     "same_secret",
+    "token_tag",
 ]
 
 Role = Literal["viewer", "operator"]
 ROLES: tuple[Role, ...] = ("viewer", "operator")
 _SETTING = "FLEET_CONSOLE_TOKENS"
+SESSION_SECONDS = 8 * 3600
 
 
 def digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _tag(hashed: str) -> str:
+    return digest(f"session:{hashed}")[:32]
+
+
+def token_tag(token: str) -> str:
+    """What a session keeps of the token it was opened with: a hash of its hash (so
+    taking the token out of the settings, or rotating it, ends the session)."""
+    return _tag(digest(token))
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +79,14 @@ class TokenBook:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def still(self, principal: Principal, tag: str) -> bool:
+        """Whether the token that ``tag`` came from still names ``principal``."""
+        found = False
+        for entry in self._entries:
+            if hmac.compare_digest(_tag(entry.hashed), tag) and entry.principal == principal:
+                found = True
+        return found
 
     def check(self, token: str | None) -> Principal | None:
         if not token:
@@ -104,41 +128,45 @@ def parse_tokens(raw: str | None) -> TokenBook:
     return TokenBook(entries)
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Session:
     principal: Principal
     csrf: str
-    expires: float
+    expires: datetime
 
 
-@dataclass(slots=True)
 class SessionBook:
-    """Signed-in people, by the hash of their cookie (the cookie itself is not kept)."""
+    """Signed-in people, kept in PostgreSQL (``console_sessions``) by the hash of their
+    cookie, so that a restart or a second console process keeps them signed in. A
+    session whose sign-in token was taken out or rotated, or now names someone else or
+    another role, is refused."""
 
-    lifetime: float = 8 * 3600
-    _sessions: dict[str, Session] = field(default_factory=dict)
+    def __init__(self, tokens: TokenBook, lifetime: float = SESSION_SECONDS) -> None:
+        self._tokens = tokens
+        self.lifetime = lifetime
 
-    def open(self, principal: Principal) -> tuple[str, Session]:
+    async def open(self, db: Connects, principal: Principal, token: str) -> tuple[str, Session]:
+        """A session for ``principal``, who signed in with ``token``; return its cookie."""
         cookie = secrets.token_urlsafe(32)
-        session = Session(principal, secrets.token_urlsafe(32), time.monotonic() + self.lifetime)
-        self._sessions[digest(cookie)] = session
-        return cookie, session
+        row = SessionRow(principal.name, principal.role, token_tag(token),
+                         secrets.token_urlsafe(32), datetime.now(UTC))
+        expires = await open_session(db, digest(cookie), row, self.lifetime)
+        return cookie, Session(principal, row.csrf, expires)
 
-    def find(self, cookie: str | None) -> Session | None:
+    async def find(self, db: Connects, cookie: str | None) -> Session | None:
         if not cookie:
             return None
-        key = digest(cookie)
-        session = self._sessions.get(key)
-        if session is None:
+        row = await find_session(db, digest(cookie))
+        if row is None or row.role not in ROLES:
             return None
-        if session.expires < time.monotonic():
-            del self._sessions[key]
+        principal = Principal(row.name, row.role)
+        if not self._tokens.still(principal, row.token_tag):  # its token left the settings
             return None
-        return session
+        return Session(principal, row.csrf, row.expires_at)
 
-    def close(self, cookie: str | None) -> None:
+    async def close(self, db: Connects, cookie: str | None) -> None:
         if cookie:
-            self._sessions.pop(digest(cookie), None)
+            await close_session(db, digest(cookie))
 
 
 def same_secret(a: str | None, b: str | None) -> bool:

@@ -79,8 +79,10 @@ def page(title: str, body: str, principal: Principal | None, csrf: str | None, p
             f'<form method="post" action="/logout">{hidden("csrf", csrf or "")}'
             '<button class="quiet" type="submit">Sign out</button></form>'
         )
+    # the script is for signed-in pages only (without a credential it is a 401 too)
+    scripts = '<script src="/static/console.js" defer></script>\n' if principal else ""
     return _layout().substitute(
-        title=esc(title), nav=nav if principal else "", who=who, body=body
+        title=esc(title), nav=nav if principal else "", who=who, body=body, scripts=scripts
     )
 
 

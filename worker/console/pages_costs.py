@@ -12,7 +12,7 @@ from aiohttp import web
 from worker.console.app import CONSOLE, render
 from worker.console.html import Markup, bar_chart, cell, esc, query, table
 from worker.console.pages_workflows import parse_time
-from worker.store.console import COST_GROUPS, cost_by_day, cost_table
+from worker.store.reads import COST_COLUMNS, cost_breakdown, cost_page
 
 __all__ = ["setup"]
 
@@ -33,8 +33,8 @@ def _window(request: web.Request) -> tuple[str, datetime, datetime | None]:
 
 def _group(request: web.Request) -> str:
     by = request.query.get("by", "user")
-    if by not in COST_GROUPS:
-        raise web.HTTPBadRequest(text=f"400: group by one of {', '.join(COST_GROUPS)}")
+    if by not in COST_COLUMNS:
+        raise web.HTTPBadRequest(text=f"400: group by one of {', '.join(COST_COLUMNS)}")
     return by
 
 
@@ -42,11 +42,10 @@ async def costs(request: web.Request) -> web.Response:
     raw, since, until = _window(request)
     by = _group(request)
     store = request.app[CONSOLE].db()
-    days = await cost_by_day(store, since, until)  # one scan of the window for both
+    days, rows = await cost_page(store, by, since, until, limit=100)  # one scan of the window
     total = {k: sum(d[k] for d in days) for k in ("calls", "tokens", "usd")}
-    rows = await cost_table(store, by, since, until)
     options = "".join(
-        f'<option value="{g}"{" selected" if g == by else ""}>{g}</option>' for g in COST_GROUPS
+        f'<option value="{g}"{" selected" if g == by else ""}>{g}</option>' for g in COST_COLUMNS
     )
     until_text = request.query.get("until", "")
     form = (
@@ -68,7 +67,7 @@ async def costs(request: web.Request) -> web.Response:
     chart = bar_chart([(str(d["day"]), float(d["usd"] or 0)) for d in days], "USD per day")
     listing = table(
         [by, "calls", "tokens", "USD"],
-        [(r["key"], r["calls"], r["tokens"], r["usd"]) for r in rows],
+        [(r[by], r["calls"], r["tokens"], r["usd"]) for r in rows],
         ["calls", "tokens", "USD"],
     )
     body = f"{form}{summary}<h2>Per day</h2>{chart}<h2>By {esc(by)}</h2>{listing}"
@@ -78,12 +77,13 @@ async def costs(request: web.Request) -> web.Response:
 async def costs_csv(request: web.Request) -> web.Response:
     _raw, since, until = _window(request)
     by = _group(request)
-    rows = await cost_table(request.app[CONSOLE].db(), by, since, until, limit=100_000)
+    db = request.app[CONSOLE].db()
+    rows = await cost_breakdown(db, since, [by], until=until, limit=100_000)
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow([by, "calls", "tokens", "usd"])
     for r in rows:
-        key = str(r["key"])
+        key = str(r[by])
         if key[:1] in ("=", "+", "-", "@"):  # a spreadsheet must not run a user id as a formula
             key = "'" + key
         writer.writerow([key, r["calls"], r["tokens"], r["usd"]])

@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from worker.console.app import CONSOLE, HEADERS, Console, render
+from worker.console.app import CONSOLE, HEADERS, SESSION_COOKIE, Console, render, session_of
 from worker.console.html import Markup, esc, line_chart, line_points, table
 from worker.errors import WorkerError
 from worker.ops.live import collect_snapshot
@@ -121,14 +121,18 @@ async def overview(request: web.Request) -> web.Response:
 
 
 async def events(request: web.Request) -> web.StreamResponse:
-    """A snapshot event every two seconds until the browser goes away."""
+    """A snapshot event every two seconds until the browser goes away, or its session
+    ends (signed out, expired, token withdrawn): the stream checks it before each one."""
     console = request.app[CONSOLE]
+    cookie = request.cookies.get(SESSION_COOKIE) if session_of(request) else None
     response = web.StreamResponse(
         headers={**HEADERS, "Content-Type": "text/event-stream", "X-Accel-Buffering": "no"}
     )
     await response.prepare(request)
     while request.transport is not None and not request.transport.is_closing():
         try:
+            if cookie and await console.sessions.find(console.db(), cookie) is None:
+                break
             data = await gather(console)
         except WorkerError as exc:
             payload = json.dumps({"error": type(exc).__name__})

@@ -2,10 +2,14 @@
 
 The sign-in form is protected against login CSRF with a double-submit value: a
 random cookie set with the form, echoed in a hidden field, compared on POST.
+Guessing is slowed: after ``SIGN_IN_LIMIT`` failures from one client address within
+``SIGN_IN_WINDOW`` seconds, sign-ins from it are refused with 429 and Retry-After
+(counted in PostgreSQL, so every console process sees the same count).
 """
 
 from __future__ import annotations
 
+import math
 import secrets
 from importlib import resources
 
@@ -15,12 +19,15 @@ from aiohttp import web
 from worker.console.app import CONSOLE, SESSION_COOKIE, session_of
 from worker.console.auth import same_secret
 from worker.console.html import esc, hidden, page
+from worker.store.sessions import sign_in_attempt, sign_in_succeeded
 
 __all__ = ["setup"]
 
 LOGIN_COOKIE = "fleet_login"
 STATIC_TYPES = {".css": "text/css", ".js": "text/javascript"}
 log = structlog.get_logger("worker.console")
+SIGN_IN_LIMIT = 5  # failed sign-ins from one address ...
+SIGN_IN_WINDOW = 60.0  # ... within this many seconds, then 429 until the oldest ages out
 
 
 def _cookie_flags(request: web.Request) -> dict[str, object]:
@@ -28,7 +35,9 @@ def _cookie_flags(request: web.Request) -> dict[str, object]:
     return {"httponly": True, "samesite": "Strict", "secure": secure, "path": "/"}
 
 
-def _form(request: web.Request, problem: str = "", status: int = 200) -> web.Response:
+def _form(
+    request: web.Request, problem: str = "", status: int = 200, retry_after: int = 0
+) -> web.Response:
     nonce = secrets.token_urlsafe(24)
     note = f'<p class="error">{esc(problem)}</p>' if problem else ""
     body = (
@@ -45,6 +54,8 @@ def _form(request: web.Request, problem: str = "", status: int = 200) -> web.Res
         text=page("Sign in", body, None, None, "/login"), content_type="text/html", status=status
     )
     response.set_cookie(LOGIN_COOKIE, nonce, max_age=900, **_cookie_flags(request))  # type: ignore[arg-type]
+    if retry_after:
+        response.headers["Retry-After"] = str(retry_after)
     return response
 
 
@@ -57,12 +68,23 @@ async def login(request: web.Request) -> web.Response:
     if not same_secret(str(form.get("csrf") or ""), request.cookies.get(LOGIN_COOKIE)):
         raise web.HTTPForbidden(text="403: the sign-in form expired; reload it")
     console = request.app[CONSOLE]
-    principal = console.tokens.check(str(form.get("token") or ""))
+    db, remote = console.db(), request.remote or "unknown"
+    # counted as a failure before the token is looked at (a success takes it back)
+    failures, clears_in = await sign_in_attempt(db, remote, SIGN_IN_WINDOW, SIGN_IN_LIMIT)
+    if failures >= SIGN_IN_LIMIT:
+        wait = max(1, math.ceil(clears_in))
+        log.warning("console_sign_in_throttled", remote=remote, failures=failures,
+                    retry_after=wait)
+        return _form(request, f"Too many failed sign-ins; try again in {wait} s.", 429, wait)
+    token = str(form.get("token") or "")
+    principal = console.tokens.check(token)
     if principal is None:
-        log.warning("console_sign_in_refused", remote=request.remote)
+        log.warning("console_sign_in_refused", remote=remote, failures=failures + 1,
+                    limit=SIGN_IN_LIMIT)
         return _form(request, "That token is not recognised.", status=401)
-    cookie, _session = console.sessions.open(principal)
-    log.info("console_sign_in", who=principal.name, role=principal.role)
+    await sign_in_succeeded(db, remote)
+    cookie, _session = await console.sessions.open(db, principal, token)
+    log.info("console_sign_in", who=principal.name, role=principal.role, remote=remote)
     response = web.HTTPSeeOther("/")
     response.set_cookie(SESSION_COOKIE, cookie, **_cookie_flags(request))  # type: ignore[arg-type]
     response.del_cookie(LOGIN_COOKIE, path="/")
@@ -71,7 +93,8 @@ async def login(request: web.Request) -> web.Response:
 
 async def logout(request: web.Request) -> web.Response:
     if session_of(request) is not None:
-        request.app[CONSOLE].sessions.close(request.cookies.get(SESSION_COOKIE))
+        console = request.app[CONSOLE]
+        await console.sessions.close(console.db(), request.cookies.get(SESSION_COOKIE))
     response = web.HTTPSeeOther("/login")
     response.del_cookie(SESSION_COOKIE, path="/")
     raise response

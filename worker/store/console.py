@@ -24,11 +24,7 @@ async def _rows(db: Connects, sql: Any, params: Any = ()) -> list[Row]:
         return await cur.fetchall() if cur.description else []
 
 __all__ = [
-    "COST_GROUPS",
     "WorkflowQuery",
-    "cost_by_day",
-    "cost_table",
-    "cost_total",
     "live_workers",
     "recent_audit",
     "record_audit",
@@ -36,15 +32,6 @@ __all__ = [
     "throughput_series",
     "workflow_detail",
 ]
-
-
-COST_GROUPS = {
-    "user": "user_id",
-    "provider": "provider",
-    "intent": "intent_type",
-    "model": "model",
-    "day": "(created_at AT TIME ZONE 'UTC')::date",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,48 +134,6 @@ async def live_workers(store: Store, within_seconds: float = 60.0) -> list[Row]:
         "SELECT id, host, pid, started_at, last_seen, in_flight FROM workers"
         " WHERE last_seen > now() - make_interval(secs => %s) ORDER BY id LIMIT 200",
         (within_seconds,),
-    )
-
-
-def _range(since: datetime, until: datetime | None) -> tuple[str, tuple[Any, ...]]:
-    if until is None:
-        return "created_at >= %s", (since,)
-    return "created_at >= %s AND created_at < %s", (since, until)
-
-
-async def cost_total(store: Store, since: datetime, until: datetime | None = None) -> Row:
-    where, params = _range(since, until)
-    rows = await _rows(store,
-        "SELECT count(*) AS calls, coalesce(sum(cost_usd), 0) AS usd,"
-        f" coalesce(sum(prompt_tokens + completion_tokens), 0) AS tokens"
-        f" FROM llm_calls WHERE {where}",
-        params,
-    )
-    return rows[0]
-
-
-async def cost_table(
-    store: Store, by: str, since: datetime, until: datetime | None = None, limit: int = 100
-) -> list[Row]:
-    """Calls, tokens and USD grouped by one of ``COST_GROUPS``, most expensive first."""
-    column = COST_GROUPS[by]  # a KeyError for anything else: never user text in SQL
-    where, params = _range(since, until)
-    return await _rows(store,
-        f'SELECT {column} AS "key", count(*) AS calls,'
-        " sum(prompt_tokens + completion_tokens) AS tokens, sum(cost_usd) AS usd"
-        f" FROM llm_calls WHERE {where} GROUP BY 1 ORDER BY usd DESC NULLS LAST, 1 LIMIT %s",
-        (*params, limit),
-    )
-
-
-async def cost_by_day(store: Store, since: datetime, until: datetime | None = None) -> list[Row]:
-    """Calls, tokens and USD per UTC day (the page adds them up for its totals)."""
-    where, params = _range(since, until)
-    return await _rows(store,
-        "SELECT (created_at AT TIME ZONE 'UTC')::date AS day, count(*) AS calls,"
-        " coalesce(sum(prompt_tokens + completion_tokens), 0) AS tokens,"
-        f" coalesce(sum(cost_usd), 0) AS usd FROM llm_calls WHERE {where} GROUP BY 1 ORDER BY 1",
-        params,
     )
 
 

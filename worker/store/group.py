@@ -5,7 +5,9 @@ rows, status). Run one by one they are two round trips a message; batched by
 ``worker.batcher.Batcher`` (``parallel`` mode) they are two round trips per
 batch, and a batch is whatever arrived while the previous one was in flight.
 Each statement is atomic on its own (autocommit), so a batch commits whole or
-not at all.
+not at all. The completion's cost rows also reach the ``cost_daily`` rollup in that
+statement: a statement-level trigger (migration 0011) upserts the batch's distinct
+(day, user, provider, model, intent) keys once.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from worker.store.ledger import CALL_COLUMNS, call_row
 from worker.store.records import CallRecord, Claim, WorkflowRef
 from worker.store.text import pg_json
 
@@ -49,12 +52,6 @@ SELECT a.id, c.attempts AS claimed, w.status, w.attempts,
   LEFT JOIN workflows w ON w.id = a.id
 """
 
-_CALL_COLUMNS = """workflow_id text, user_id text, intent_type text, trace_id text,
-    receive_count integer, provider text, model text, prompt_tokens integer,
-    completion_tokens integer, usage_source text, cost_usd numeric, price_version text,
-    duration_ms integer, attempt integer, cache_hit boolean, outcome text, error_code text,
-    variant text, repair boolean"""
-
 _COMPLETE_MANY = f"""
 WITH finished AS (
     SELECT * FROM jsonb_to_recordset(%(rows)s) AS f(id text, result jsonb, provider text)
@@ -75,7 +72,7 @@ WITH finished AS (
            completion_tokens, usage_source, cost_usd, price_version, duration_ms,
            attempt, receive_count, cache_hit, outcome, error_code, trace_id,
            variant, coalesce(repair, false)
-      FROM jsonb_to_recordset(%(calls)s) AS c({_CALL_COLUMNS})
+      FROM jsonb_to_recordset(%(calls)s) AS c({CALL_COLUMNS})
     RETURNING 1
 )
 SELECT id FROM done
@@ -151,7 +148,7 @@ async def complete_many(conn: Conn, done: Sequence[Completion]) -> list[bool]:
     """Results, statuses and cost rows of ``done`` in one statement; per entry,
     whether this completed it (False: it was completed already)."""
     rows = [{"id": d.ref.id, "result": d.result, "provider": d.provider} for d in done]
-    calls = [_call_row(d, c) for d in done for c in d.calls]
+    calls = [call_row(d.ref, c, d.receive_count) for d in done for c in d.calls]
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             _COMPLETE_MANY, {"rows": Jsonb(pg_json(rows)), "calls": Jsonb(pg_json(calls))}
@@ -163,27 +160,3 @@ async def complete_many(conn: Conn, done: Sequence[Completion]) -> list[bool]:
         flags.append(key in now_done)
         now_done.discard(key)  # a duplicate in the batch did not complete it a second time
     return flags
-
-
-def _call_row(done: Completion, call: CallRecord) -> dict[str, Any]:
-    return {
-        "workflow_id": done.ref.id,
-        "user_id": done.ref.user_id,
-        "intent_type": done.ref.type,
-        "trace_id": done.ref.trace_id,
-        "receive_count": done.receive_count,
-        "provider": call.provider,
-        "model": call.model,
-        "prompt_tokens": call.prompt_tokens,
-        "completion_tokens": call.completion_tokens,
-        "usage_source": call.usage_source,
-        "cost_usd": str(call.cost_usd),
-        "price_version": call.price_version,
-        "duration_ms": call.duration_ms,
-        "attempt": call.attempt,
-        "cache_hit": call.cache_hit,
-        "outcome": call.outcome,
-        "error_code": call.error_code,
-        "variant": done.ref.variant,
-        "repair": call.repair,
-    }

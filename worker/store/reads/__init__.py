@@ -3,7 +3,15 @@
 demo and benchmark. No caller above the store writes SQL. (The one write an operator
 command makes, the replay audit row, is ``worker.store.replays``.)"""
 
-from worker.store.reads.costs import COST_GROUPS, CostTotals, cost_breakdown, cost_totals
+from worker.store.reads.costs import (
+    COST_COLUMNS,
+    COST_GROUPS,
+    CostTotals,
+    cost_breakdown,
+    cost_page,
+    cost_per_day,
+    cost_totals,
+)
 from worker.store.reads.dlq import call_history, dead_letter_reasons, dead_letters_since
 from worker.store.reads.live import Activity, recent_activity
 from worker.store.reads.runs import RunOutcome, Timing, completed_count, run_outcome, timings
@@ -16,6 +24,7 @@ from worker.store.reads.status import (
 from worker.store.reads.variants import variant_breakdown
 
 __all__ = [
+    "COST_COLUMNS",
     "COST_GROUPS",
     "Activity",
     "CostTotals",
@@ -25,6 +34,8 @@ __all__ = [
     "call_history",
     "completed_count",
     "cost_breakdown",
+    "cost_page",
+    "cost_per_day",
     "cost_since",
     "cost_totals",
     "dead_letter_reasons",
