@@ -30,12 +30,14 @@ ALLOWED: dict[str, set[str]] = {
     "worker.store": IO,
     "worker.queue": IO,
     "worker.providers": IO | {"worker.outbound", "worker.store"},
+    "worker.limits": IO | {"worker.outbound", "worker.store"},  # rate control (issue 14)
     "worker.sends": IO | {"worker.outbound", "worker.store", "worker.queue"},
     "handlers": LEAF | {"worker.providers", "worker.sends"},
     "worker.consumer": IO
     | {
         "handlers",
         "worker.outbound",
+        "worker.limits",
         "worker.providers",
         "worker.sends",
         "worker.store",

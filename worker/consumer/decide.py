@@ -42,6 +42,7 @@ from worker.errors import (
     StoreUnavailable,
     WorkerError,
 )
+from worker.limits import UserLimits
 from worker.observability.spans import span
 from worker.observability.tracing import current_trace_id
 from worker.providers import LLM
@@ -67,6 +68,7 @@ class Decider:
         sends: Sends | None = None,
         *,
         signing_key: bytes = b"",
+        users: UserLimits | None = None,
     ) -> None:
         self._settings = settings
         self._queue = queue
@@ -75,6 +77,7 @@ class Decider:
         self._owner = owner
         self._sends = sends
         self._signing_key = signing_key  # worker.queue.signing_key: internal messages' HMAC
+        self._users = users  # per-user rate limits (worker.limits), None when off
 
     def queue_name_of(self, message: Received) -> str:
         lane = self._queue.lanes.get(message.lane)
@@ -139,7 +142,20 @@ class Decider:
             deadline=time.monotonic() + self._settings.workflow_timeout,
             use_cache=intent.data.get("cache", True) is not False,
         )
-        return Work(message, parsed.envelope, parsed.ref, parsed.handler, session)
+        work = Work(message, parsed.envelope, parsed.ref, parsed.handler, session)
+        return await self._user_turn(work)
+
+    async def _user_turn(self, work: Work) -> Work | Verdict:
+        """Per-user rate limit (FLEET_USER_RATE_LIMIT): over it, postponed to the user's
+        next free start slot; internal steps (sends, campaign chunks) are not counted."""
+        if self._users is None or work.ref.type in INTERNAL_TYPES:
+            return work
+        try:
+            wait = await self._users.admit(work.ref.id, work.ref.user_id)
+        except StoreUnavailable as exc:
+            log.warning("user_rate_check_failed", error=str(exc))
+            return Unsaved(work.message)
+        return Postpone(work, wait) if wait else work
 
     async def run(self, work: Work) -> Verdict:
         """Run the handler under the workflow timeout. Cancellation propagates."""

@@ -23,6 +23,7 @@ from worker.consumer.processor import Processor
 from worker.consumer.settle import Settler
 from worker.contract import Envelope
 from worker.errors import ConfigError, WorkerError
+from worker.limits import build_provider_limits, build_user_limits
 from worker.observability import CloudWatchPublisher, HealthServer, Metrics
 from worker.observability.logging import add_secrets
 from worker.providers import (
@@ -31,6 +32,7 @@ from worker.providers import (
     BreakerPolicy,
     ChatClient,
     CircuitBreaker,
+    HttpChatClient,
     OpenAIClient,
     PriceTable,
     ResponseCache,
@@ -84,6 +86,10 @@ def build_llm(
     except ValueError as exc:
         raise ConfigError(f"FLEET_PRICES: {exc}") from exc
     cache = ResponseCache(store, settings.cache_ttl) if store and settings.cache_ttl > 0 else None
+    limits = build_provider_limits(settings, store) if store is not None else None
+    for name, route in routes.items():  # rate limits (worker.limits) hear the headers
+        if limits and limits.limited(name) and isinstance(route.client, HttpChatClient):
+            route.client.observe = limits.observe
     return LLM(
         routes,
         routing=settings.routes,
@@ -92,6 +98,7 @@ def build_llm(
         cache=cache,
         cache_intents=frozenset(settings.cache_intents),
         metrics=metrics,
+        pace=limits.pace if limits is not None else None,
     )
 
 
@@ -180,6 +187,7 @@ async def run_worker(
                 owner,
                 sends,
                 signing_key=signing_key(settings),
+                users=build_user_limits(settings.consumer, store),
             ),
             Settler(settings.consumer, queue, store, owner, costs),
             heartbeat,

@@ -32,6 +32,7 @@ from worker.errors import (
     ConfigError,
     DeadlineExceeded,
     InvalidOutput,
+    NotDue,
     PermanentError,
     RetryableError,
     UpstreamQuotaExceeded,
@@ -41,7 +42,7 @@ from worker.errors import (
 from worker.observability.metrics import Metrics
 from worker.observability.spans import event, llm_attempt, llm_cache_hit, llm_usage
 from worker.outbound import retrying
-from worker.providers.base import ChatClient, ChatRequest, ChatResponse, Message
+from worker.providers.base import ChatClient, ChatRequest, ChatResponse, Message, Pace
 from worker.providers.breaker import CircuitBreaker
 from worker.providers.cache import ResponseCache, cache_key
 from worker.providers.calls import error_call, hit_call, ok_call
@@ -78,6 +79,7 @@ class LLM:
         cache_intents: frozenset[str] = frozenset(),
         on_wait: Callable[[str, float], None] | None = None,
         metrics: Metrics | None = None,
+        pace: Pace | None = None,
     ) -> None:
         if not routes:
             raise ConfigError(
@@ -92,6 +94,7 @@ class LLM:
         self.cache_intents = cache_intents
         self.on_wait = on_wait
         self.metrics = metrics
+        self.pace = pace
         for name, route in self.routes.items():
             if self.prices.price(name, route.model) is None:
                 log.warning("model_price_unknown", provider=name, model=route.model)
@@ -160,7 +163,8 @@ class LLMSession:
                 response = await self._via(name, route, request)
             except WorkerError as exc:
                 errors.append(exc)
-                if exc.code in NO_FALLBACK or self._force or isinstance(exc, DeadlineExceeded):
+                final = isinstance(exc, DeadlineExceeded | NotDue)  # NotDue: rate-limit wait
+                if exc.code in NO_FALLBACK or self._force or final:
                     raise
                 log.warning("provider_fallback", provider=name, error_code=exc.code)
                 continue
@@ -228,6 +232,7 @@ class LLMSession:
 
     async def _call(self, route: Route, request: ChatRequest, attempt: int) -> ChatResponse:
         name = route.client.name
+        await self._paced(route, request)
         left = self._time_left()
         if left is not None and left <= 0:
             raise DeadlineExceeded(f"{name}: workflow deadline reached before attempt {attempt}")
@@ -260,6 +265,13 @@ class LLMSession:
             duration_ms=record.duration_ms,
         )
         return response
+
+    async def _paced(self, route: Route, request: ChatRequest) -> None:
+        """The rate limiter's turn (``LLM(pace=…)``); its NotDue postpones the workflow."""
+        if self._llm.pace is not None:
+            left = self._time_left()
+            budget = None if left is None else left - route.client.timeout
+            await self._llm.pace(route.client.name, request.messages, request.max_tokens, budget)
 
     def _failed(
         self, route: Route, request: ChatRequest, started: float, attempt: int, exc: WorkerError
