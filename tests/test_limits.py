@@ -4,6 +4,7 @@ providers' headers, per-user workflow limits, and the fakes that enforce limits.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import signal
 import time
 import uuid
@@ -112,7 +113,7 @@ async def test_two_processes_leasing_from_one_row_never_overlap() -> None:
 
     await asyncio.gather(*(call(pacers[i % 2]) for i in range(60)))
     starts.sort()
-    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert min(gaps) >= cost - 0.002  # the fleet never starts calls faster than its rate
     # leases are chunks (several calls each), not one per call
     assert sum(p.leases for p in pacers) <= 60 * cost / 0.1 + 4
@@ -149,7 +150,9 @@ async def test_user_slots_are_spaced_and_kept(store: Store) -> None:
     table = RateTable(store)
     user = f"u-{uuid.uuid4().hex[:8]}"
     interval, burst_tolerance = 10.0, 10.0  # a burst of two, then one every 10 s
-    waits = [await table.user_start(f"w{i}-{user}", user, interval, burst_tolerance) for i in range(4)]
+    waits = [
+        await table.user_start(f"w{i}-{user}", user, interval, burst_tolerance) for i in range(4)
+    ]
     assert waits[0] == 0 and waits[1] == 0
     assert waits[2] == pytest.approx(10, abs=0.5) and waits[3] == pytest.approx(20, abs=0.5)
     # the postponed workflow comes back early: its own slot, not a new charge
@@ -174,3 +177,125 @@ def test_the_fake_enforces_its_minute_and_its_quantum() -> None:
     assert [go_format(s) for s in (0.02, 1, 1.5, 360)] == ["20ms", "1s", "1.5s", "6m0s"]
     tokens = RateBuckets(rpm=None, tpm=600)
     assert tokens.take(600) == 0.0 and tokens.take(30) == pytest.approx(3.0, abs=0.01)
+
+
+# --- the fleet under a rate-limited provider --------------------------------------
+
+
+async def enqueue(settings: Settings, envs: list[Envelope]) -> None:
+    async with queue_for(settings) as queue:
+        gate = asyncio.Semaphore(16)
+
+        async def one(env: Envelope) -> None:
+            async with gate:
+                await queue.send_envelope(env)
+
+        await asyncio.gather(*(one(env) for env in envs))
+
+
+def validations(user: str, count: int, tag: str = "") -> list[Envelope]:
+    return [
+        envelope(
+            {
+                "type": "content_validation",
+                "userId": user,
+                "data": {"content": f"{tag}post {i} for friday"},
+            }
+        )
+        for i in range(count)
+    ]
+
+
+async def dead_letters(store: Store, envs: list[Envelope]) -> int:
+    rows = await query(
+        store,
+        "SELECT count(*) AS n FROM dead_letters WHERE workflow_id = ANY(%s)",
+        ([str(e.workflow_id) for e in envs],),
+    )
+    return int(rows[0]["n"])
+
+
+LIMIT_RPM = 1200  # 20 requests a second, enforced over half-second quanta too
+
+
+async def test_two_workers_share_a_provider_limit_at_a_third_of_their_load(
+    make_settings: Factory, store: Store
+) -> None:
+    """Offered load: a backlog the two workers could call at well over 3x the limit
+    (32 handlers, ~20 ms answers). Measured from the fake's own log."""
+    config = FakeConfig(latency_ms=20, rpm=LIMIT_RPM, rate_quantum=0.5)
+    with FakeLLM(api_key=API_KEY, config=config) as fake:
+        settings = await make_settings(
+            openai_base_url=fake.base_url,
+            rate_limits={"openai": (LIMIT_RPM, 0)},
+            llm_retry_delays=(0.1, 0.2, 0.5),
+            max_receives=5,
+        )
+        envs = validations(f"u-{uuid.uuid4().hex[:8]}", 420)
+        await enqueue(settings, envs)
+        env = env_for(settings, OPENAI_API_KEY=API_KEY)
+        workers = [await LoggedProcess.start(["run"], env) for _ in range(2)]
+        try:
+            async with asyncio.timeout(60):  # run 14 s from the first call
+                while not fake.arrivals or time.time() - fake.arrivals[0][0] < 14:  # noqa: ASYNC110
+                    await asyncio.sleep(0.2)
+            stopped = time.time()
+        finally:
+            results = [await w.finish(signal.SIGTERM) for w in workers]
+        assert [code for code, _ in results] == [0, 0], results[0][1][-2000:]
+        arrivals = [a for a in fake.arrivals if a[0] <= stopped]
+    statuses = [status for _, status in arrivals]
+    share_429 = statuses.count(429) / len(statuses)
+    start = arrivals[0][0] + 2.0  # both workers are up and paced by then
+    answered = [t for t, status in arrivals if status == 200 and start <= t]
+    throughput = len(answered) / (stopped - start) / (LIMIT_RPM / 60)
+    print(f"429 share {share_429:.4f}, throughput {throughput:.3f} of the limit")
+    assert share_429 < 0.01
+    assert throughput >= 0.90
+    assert await dead_letters(store, envs) == 0
+    assert await dlq_messages(settings) == []
+
+
+async def completed(store: Store, envs: list[Envelope], within: float = 60) -> None:
+    ids = [str(e.workflow_id) for e in envs]
+    async with asyncio.timeout(within):
+        while True:
+            rows = await query(
+                store,
+                "SELECT count(*) AS n FROM workflows WHERE id = ANY(%s) AND status = 'completed'",
+                (ids,),
+            )
+            if int(rows[0]["n"]) == len(ids):
+                return
+            await asyncio.sleep(0.3)
+
+
+async def test_a_users_workflows_over_the_limit_are_delayed_not_failed(
+    make_settings: Factory, store: Store, fake_llm: FakeLLM
+) -> None:
+    """30 workflows per 10 s (a compressed minute) per user, two worker processes: a
+    user's flood of 60 starts no faster, and nothing fails. The workers are warmed up
+    by another user's workflows first (a process's first workflow loads a lot)."""
+    limit, window = 30, 10.0
+    settings = await make_settings(user_rate_limit=limit, user_rate_window=window)
+    busy, quiet = (f"u-{uuid.uuid4().hex[:8]}" for _ in range(2))
+    tag = uuid.uuid4().hex
+    light = validations(quiet, 6)
+    heavy = validations(busy, 2 * limit, f"[[fake:tag:{tag}]] ")
+    env = env_for(settings, OPENAI_API_KEY=API_KEY)
+    workers = [await LoggedProcess.start(["run"], env) for _ in range(2)]
+    try:
+        await enqueue(settings, light)
+        await completed(store, light)
+        await enqueue(settings, heavy)
+        await completed(store, heavy)
+    finally:
+        results = [await w.finish(signal.SIGTERM) for w in workers]
+    assert [code for code, _ in results] == [0, 0]
+    assert "workflow_postponed" in results[0][1] + results[1][1]
+    starts = sorted(arrived for arrived, _ in fake_llm.served[tag])
+    assert len(starts) == 2 * limit
+    most = max(sum(1 for t in starts if s <= t < s + window) for s in starts)
+    print(f"most starts in any {window:g}s window: {most} (limit {limit})")
+    assert most <= limit * 1.10, [round(t - starts[0], 2) for t in starts]
+    assert await dead_letters(store, [*heavy, *light]) == 0

@@ -142,23 +142,25 @@ class Decider:
             deadline=time.monotonic() + self._settings.workflow_timeout,
             use_cache=intent.data.get("cache", True) is not False,
         )
-        work = Work(message, parsed.envelope, parsed.ref, parsed.handler, session)
-        return await self._user_turn(work)
+        return Work(message, parsed.envelope, parsed.ref, parsed.handler, session)
 
-    async def _user_turn(self, work: Work) -> Work | Verdict:
-        """Per-user rate limit (FLEET_USER_RATE_LIMIT): over it, postponed to the user's
-        next free start slot; internal steps (sends, campaign chunks) are not counted."""
+    async def _user_turn(self, work: Work) -> Verdict | None:
+        """Per-user rate limit (FLEET_USER_RATE_LIMIT), before the handler (the heartbeat
+        covers a short wait in place): a later start slot postpones the message to just
+        before it. Internal steps (sends, campaign chunks) are not counted."""
         if self._users is None or work.ref.type in INTERNAL_TYPES:
-            return work
+            return None
         try:
             wait = await self._users.admit(work.ref.id, work.ref.user_id)
         except StoreUnavailable as exc:
-            log.warning("user_rate_check_failed", error=str(exc))
-            return Unsaved(work.message)
-        return Postpone(work, wait) if wait else work
+            return self._retry(work, exc)
+        return Postpone(work, wait) if wait else None
 
     async def run(self, work: Work) -> Verdict:
         """Run the handler under the workflow timeout. Cancellation propagates."""
+        held = await self._user_turn(work)
+        if held is not None:
+            return held
         context = HandlerContext(
             workflow_id=work.ref.id,
             llm=work.session,

@@ -4,10 +4,12 @@ fleet-wide (default off).
 A GCRA in one row per user (``RateTable.user_start``): starts are spaced
 ``window/limit`` apart, ``burst`` of them may go back to back. A workflow over the
 limit is not failed: it books the next free start slot, and the consumer postpones
-its message to that slot (a delayed copy; the receive count does not climb). When
-it comes back it starts at its slot without being charged again; a slot less than
-a second away is waited out in place. Over any window a user starts at most
-``limit + burst`` workflows.
+its message to about ``EARLY`` seconds before that slot (a delayed copy; the
+receive count does not climb). When it comes back it waits out the rest in place
+(the heartbeat keeps it) and starts at its slot, without being charged again;
+a slot less than ``IN_PLACE`` seconds away is waited out in place at once. So a
+queue that redelivers a little late does not bunch starts up, and over any
+window a user starts at most ``limit + burst`` workflows.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ import structlog
 
 from worker.store.limits import RateTable
 
-__all__ = ["UserLimits"]
+__all__ = ["EARLY", "IN_PLACE", "UserLimits"]
 
 log = structlog.get_logger("worker.limits")
+IN_PLACE = 4.0  # seconds: a start slot nearer than this is waited for in place
+EARLY = 3.0  # seconds: a postponed message comes back this much before its slot
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,13 +41,15 @@ class UserLimits:
         return self.window / self.limit
 
     async def admit(self, workflow_id: str, user_id: str) -> int:
-        """0 when the workflow may start now (after a wait under a second); else the
-        whole seconds to postpone it by (it comes back just before its slot)."""
+        """0 when the workflow may start now (after a wait in place under ``IN_PLACE``
+        seconds); else the whole seconds to postpone it by (it comes back early)."""
         tolerance = (self.burst - 1) * self.interval
-        wait = await self.table.user_start(workflow_id, user_id, self.interval, tolerance)
-        if wait < 1.0:
+        wait = await self.table.user_start(
+            workflow_id, user_id, self.interval, tolerance, IN_PLACE
+        )
+        if wait < IN_PLACE:
             if wait > 0:
                 await asyncio.sleep(wait)
             return 0
         log.info("user_rate_limited", user_id=user_id, wait_s=round(wait, 2))
-        return math.floor(wait)
+        return max(1, math.floor(wait - EARLY))

@@ -70,21 +70,27 @@ class RateTable:
             await conn.execute(_PAUSE, {"key": key, "pause": seconds})
 
     async def user_start(
-        self, workflow_id: str, user_id: str, interval: float, tolerance: float
+        self,
+        workflow_id: str,
+        user_id: str,
+        interval: float,
+        tolerance: float,
+        in_place: float = 1.0,
     ) -> float:
-        """Seconds until this workflow may start (0: now). A workflow that was told to
-        wait keeps its slot (it is not charged again when it comes back)."""
+        """Seconds until this workflow may start (0: now). A workflow told to wait
+        ``in_place`` seconds or more keeps its slot (it is not charged again when it
+        comes back); a nearer slot is the caller's to wait for and is given up."""
         async with self._db.connection() as conn, conn.transaction():
             kept = await (await conn.execute(_SLOT, (workflow_id,))).fetchone()
             if kept is not None:
                 due_in = max(0.0, float(kept["due_in"]))
-                if due_in < 1.0:
+                if due_in < in_place:
                     await conn.execute(_USE_SLOT, (workflow_id,))
                 return due_in
             params = {"user": user_id, "interval": interval, "tau": tolerance}
             row = await (await conn.execute(_BOOK, params)).fetchone()
             assert row is not None
             wait = float(row["wait"])
-            if wait >= 1.0:
+            if wait >= in_place:
                 await conn.execute(_KEEP_SLOT, (workflow_id, user_id, wait))
             return wait
