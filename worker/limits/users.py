@@ -44,9 +44,7 @@ class UserLimits:
         """0 when the workflow may start now (after a wait in place under ``IN_PLACE``
         seconds); else the whole seconds to postpone it by (it comes back early)."""
         tolerance = (self.burst - 1) * self.interval
-        wait = await self.table.user_start(
-            workflow_id, user_id, self.interval, tolerance, IN_PLACE
-        )
+        wait = await self.table.user_start(workflow_id, user_id, self.interval, tolerance, IN_PLACE)
         if wait < IN_PLACE:
             if wait > 0:
                 await asyncio.sleep(wait)
