@@ -42,7 +42,7 @@ from worker.errors import (
     StoreUnavailable,
     WorkerError,
 )
-from worker.limits import UserLimits
+from worker.limits import build_user_limits
 from worker.observability.spans import span
 from worker.observability.tracing import current_trace_id
 from worker.providers import LLM
@@ -68,7 +68,6 @@ class Decider:
         sends: Sends | None = None,
         *,
         signing_key: bytes = b"",
-        users: UserLimits | None = None,
     ) -> None:
         self._settings = settings
         self._queue = queue
@@ -77,7 +76,7 @@ class Decider:
         self._owner = owner
         self._sends = sends
         self._signing_key = signing_key  # worker.queue.signing_key: internal messages' HMAC
-        self._users = users  # per-user rate limits (worker.limits), None when off
+        self._users = build_user_limits(settings, store)  # per-user rate limits; None: off
 
     def queue_name_of(self, message: Received) -> str:
         lane = self._queue.lanes.get(message.lane)

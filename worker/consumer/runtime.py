@@ -23,7 +23,7 @@ from worker.consumer.processor import Processor
 from worker.consumer.settle import Settler
 from worker.contract import Envelope
 from worker.errors import ConfigError, WorkerError
-from worker.limits import build_provider_limits, build_user_limits
+from worker.limits import build_provider_limits
 from worker.observability import CloudWatchPublisher, HealthServer, Metrics
 from worker.observability.logging import add_secrets
 from worker.providers import (
@@ -187,7 +187,6 @@ async def run_worker(
                 owner,
                 sends,
                 signing_key=signing_key(settings),
-                users=build_user_limits(settings.consumer, store),
             ),
             Settler(settings.consumer, queue, store, owner, costs),
             heartbeat,
