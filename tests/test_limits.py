@@ -13,6 +13,7 @@ import pytest
 
 from devstack import FakeConfig, FakeLLM
 from devstack.fake_limits import RateBuckets, go_format
+from devstack.fake_replies import official_usage
 from tests.support import (
     API_KEY,
     Factory,
@@ -143,6 +144,33 @@ async def test_a_429_or_a_short_remaining_pauses_the_whole_fleet(store: Store) -
     assert lowered._limits["openai"].rpm == 600  # the provider's lower limit wins
 
 
+class _Leases(_MemoryLeases):
+    """``RateTable`` in memory (leases and pauses, one key)."""
+
+    async def lease(self, key: str, span: float) -> float:  # type: ignore[override]
+        return await super().lease(span)
+
+    async def pause(self, key: str, seconds: float) -> None:
+        self.next_at = max(self.next_at, time.monotonic() + seconds)
+
+
+async def test_calls_woken_late_by_a_stalled_process_do_not_go_at_once() -> None:
+    limits = ProviderLimits(_Leases(), {"openai": ProviderLimit("k", rpm=600, target=1)})
+    sent: list[float] = []
+
+    async def call() -> None:
+        await limits.pace("openai", [], 1, budget=None)
+        sent.append(time.monotonic())
+
+    calls = [asyncio.create_task(call()) for _ in range(6)]
+    await asyncio.sleep(0.05)
+    time.sleep(0.6)  # noqa: ASYNC251 - the loop blocked past every slot (a cold start, a GC)
+    await asyncio.gather(*calls)
+    sent.sort()
+    assert limits.stalls >= 4
+    assert min(b - a for a, b in itertools.pairwise(sent[1:])) >= 0.09  # spaced again
+
+
 # --- per-user limits --------------------------------------------------------------
 
 
@@ -215,15 +243,18 @@ async def dead_letters(store: Store, envs: list[Envelope]) -> int:
     return int(rows[0]["n"])
 
 
-LIMIT_RPM = 1200  # 20 requests a second, enforced over half-second quanta too
+LIMIT_RPM = 1200  # 20 requests a second, enforced over one-second quanta too (as OpenAI)
 
 
 async def test_two_workers_share_a_provider_limit_at_a_third_of_their_load(
     make_settings: Factory, store: Store
 ) -> None:
     """Offered load: a backlog the two workers could call at well over 3x the limit
-    (32 handlers, ~20 ms answers). Measured from the fake's own log."""
-    config = FakeConfig(latency_ms=20, rpm=LIMIT_RPM, rate_quantum=0.5)
+    (32 handlers, ~20 ms answers). Measured from the fake's own log. The fake's
+    tokenizer is loaded first: loading it on the first answer stalls the fake's loop
+    for ~0.4 s, and the requests queued meanwhile would be logged as one burst."""
+    config = FakeConfig(latency_ms=20, rpm=LIMIT_RPM, rate_quantum=1.0)
+    official_usage([{"role": "user", "content": "warm"}], "ok", "gpt-4o-mini")  # see below
     with FakeLLM(api_key=API_KEY, config=config) as fake:
         settings = await make_settings(
             openai_base_url=fake.base_url,

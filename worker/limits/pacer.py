@@ -38,21 +38,22 @@ class Pacer:
         self._lock: asyncio.Lock | None = None  # made in the running loop, on first use
         self.leases = 0
 
-    async def slot(self, cost: float) -> float:
-        """Seconds from now until a call costing ``cost`` s of provider time may start."""
+    async def slot(self, cost: float, after: float = 0.0) -> float:
+        """Seconds from now until a call costing ``cost`` s of provider time may start
+        (not sooner than ``after`` s from now: a call that lost its slot to a stall)."""
         if self._lock is None:
             self._lock = asyncio.Lock()
         self._waiting += 1
         try:
             async with self._lock:
-                now = time.monotonic()
-                self._cursor = max(self._cursor, now)
+                earliest = time.monotonic() + after
+                self._cursor = max(self._cursor, earliest)
                 if self._cursor + cost > self._end + 1e-9:
                     span = max(cost, min(self._most, cost * self._waiting))
-                    starts_in = await self._lease(span)
+                    starts_in = await self._lease(span + after)
                     start = time.monotonic() + starts_in
                     self.leases += 1
-                    self._cursor, self._end = start, start + span
+                    self._cursor, self._end = max(start, earliest), start + span + after
                 at = self._cursor
                 self._cursor += cost
         finally:

@@ -34,6 +34,8 @@ __all__ = ["LOW_WATER_SECONDS", "ProviderLimit", "ProviderLimits"]
 log = structlog.get_logger("worker.limits")
 LOW_WATER_SECONDS = 1.0  # a provider with less than this much of its rate left is paused
 PAUSE_EVERY = 0.25  # seconds: a process pauses the fleet at most this often per provider
+STALL_SECONDS = 0.1  # a call waking this much (or two calls' time) after its slot takes a new one
+STALL_TURNS = 3  # …at most this many times
 
 
 @dataclass(slots=True)
@@ -86,6 +88,7 @@ class ProviderLimits:
             limit.pacer = Pacer(self._leaser(limit.key))
         self.postponed = 0
         self.pauses = 0
+        self.stalls = 0
 
     def _leaser(self, key: str) -> Callable[[float], Awaitable[float]]:
         async def lease(span: float) -> float:
@@ -103,13 +106,28 @@ class ProviderLimits:
         limit = self._limits.get(provider)
         if limit is None or limit.pacer is None:
             return
-        wait = await limit.pacer.slot(limit.cost(estimated_tokens(messages, max_tokens)))
-        if budget is not None and wait > max(budget, 0.0):
-            self.postponed += 1
-            log.info("rate_limit_postponed", provider=provider, wait_s=round(wait, 2))
-            raise NotDue(f"{provider}: rate limit booked {wait:.1f}s ahead", seconds=wait)
-        if wait > 0:
+        cost = limit.cost(estimated_tokens(messages, max_tokens))
+        after = 0.0
+        for _ in range(STALL_TURNS):
+            wait = await limit.pacer.slot(cost, after)
+            if budget is not None and wait > max(budget, 0.0):
+                self.postponed += 1
+                log.info("rate_limit_postponed", provider=provider, wait_s=round(wait, 2))
+                raise NotDue(f"{provider}: rate limit booked {wait:.1f}s ahead", seconds=wait)
+            if wait <= 0:
+                return
+            due = time.monotonic() + wait
             await asyncio.sleep(wait)
+            late = time.monotonic() - due
+            if late <= max(STALL_SECONDS, 2 * cost):
+                return
+            # the process stalled past the slot (a cold start, a GC, a starved CPU): every
+            # call asleep in it would wake at once, a burst; the slot is gone, take a new
+            # one after the calls that woke only a little late and go now
+            self.stalls += 1
+            after = cost
+            if budget is not None:
+                budget -= wait + late
 
     async def observe(self, provider: str, status: int, headers: Mapping[str, str]) -> None:
         """Correct the pace from one answer's headers (see the module's docstring)."""
