@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import signal
 import time
 import uuid
+from collections.abc import Mapping
 
 import pytest
 
@@ -26,8 +28,18 @@ from tests.support import (
 )
 from worker.config import Settings, load_settings
 from worker.contract import Envelope
-from worker.errors import ConfigError, NotDue
+from worker.errors import ConfigError, NotDue, UpstreamRateLimited
 from worker.limits import Pacer, ProviderLimit, ProviderLimits, read_report
+from worker.outbound import Reply
+from worker.providers import (
+    LLM,
+    AzureOpenAIClient,
+    BreakerPolicy,
+    ChatRequest,
+    CircuitBreaker,
+    OpenAIClient,
+    Route,
+)
 from worker.store import RateTable, Store
 
 # --- the headers -------------------------------------------------------------------
@@ -81,6 +93,65 @@ def test_rate_limit_settings_parse_and_refuse_nonsense() -> None:
         with pytest.raises(ConfigError, match="FLEET_RATE_LIMITS"):
             load_settings(rate_limits=wrong)
     assert load_settings().user_rate_limit == 0  # per-user limits are off by default
+
+
+async def test_the_client_hands_every_answers_headers_to_the_limiter() -> None:
+    heard: list[tuple[str, int, str | None]] = []
+    replies = [
+        Reply(429, {"retry-after-ms": "20", "x-ratelimit-remaining-requests": "0"}, b"{}"),
+        Reply(200, {"x-ratelimit-remaining-requests": "7"}, json.dumps(_ANSWER).encode()),
+    ]
+
+    async def send(url: str, body: bytes, headers: Mapping[str, str]) -> Reply:
+        return replies.pop(0)
+
+    async def observe(provider: str, status: int, headers: Mapping[str, str]) -> None:
+        heard.append((provider, status, headers.get("x-ratelimit-remaining-requests")))
+
+    client = AzureOpenAIClient("https://res.test", "dep", api_key="k", send=send)
+    client.observe = observe
+    request = ChatRequest(messages=[{"role": "user", "content": "hi"}], model="gpt-4o")
+    with pytest.raises(UpstreamRateLimited):  # still classified and retried as before
+        await client.complete(request)
+    assert (await client.complete(request)).content == "ok"
+    assert heard == [("azure", 429, "0"), ("azure", 200, "7")]
+
+
+async def test_a_turn_too_far_postpones_the_workflow_without_fallback() -> None:
+    sent: list[str] = []
+
+    async def send(url: str, body: bytes, headers: Mapping[str, str]) -> Reply:
+        sent.append(url)
+        return Reply(200, {}, json.dumps(_ANSWER).encode())
+
+    async def pace(provider: str, messages: object, most: int, budget: float | None) -> None:
+        assert budget is not None and 4 < budget <= 5  # half the 10 s left (timeout is 30 s)
+        if provider == "openai":
+            raise NotDue("openai: rate limit booked 30s ahead", seconds=30)
+
+    policy = BreakerPolicy()
+    llm = LLM(
+        {
+            "openai": Route(
+                OpenAIClient("https://o.test", "k", send=send),
+                "m",
+                CircuitBreaker("openai", policy),
+            ),
+            "azure": Route(
+                AzureOpenAIClient("https://a.test", "d", api_key="k", send=send),
+                "m",
+                CircuitBreaker("azure", policy),
+            ),
+        },
+        pace=pace,
+    )
+    session = llm.session(deadline=time.monotonic() + 10)
+    with pytest.raises(NotDue):  # the verdict table postpones it
+        await session.complete([{"role": "user", "content": "hi"}])
+    assert sent == [] and session.calls == []  # no call made, no cost row, no fallback
+
+
+_ANSWER = {"choices": [{"message": {"content": "ok"}, "finish_reason": "stop"}], "model": "m"}
 
 
 # --- pacing -------------------------------------------------------------------------

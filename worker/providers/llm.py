@@ -267,10 +267,11 @@ class LLMSession:
         return response
 
     async def _paced(self, route: Route, request: ChatRequest) -> None:
-        """The rate limiter's turn (``LLM(pace=…)``); its NotDue postpones the workflow."""
+        """The rate limiter's turn (``LLM(pace=…)``); its NotDue postpones the workflow
+        when the turn leaves less than a call's timeout (or half the time left)."""
         if self._llm.pace is not None:
             left = self._time_left()
-            budget = None if left is None else left - route.client.timeout
+            budget = None if left is None else max(left - route.client.timeout, left / 2)
             await self._llm.pace(route.client.name, request.messages, request.max_tokens, budget)
 
     def _failed(
