@@ -12,7 +12,9 @@ put in its system prompt.
 
 Faults come from ``FakeConfig`` (changeable while it runs: a fault rate drawn
 from a list of kinds, a lognormal latency with given P50/P95/P99, a dead
-provider, usage omitted) or from markers in one request's prompt:
+provider, usage omitted, rate limits: ``rpm``/``tpm`` enforced with 429 +
+Retry-After, see ``fake_limits``; every answer carries ``x-ratelimit-*`` headers)
+or from markers in one request's prompt:
 
     [[fake:reject]] [[fake:auth]] [[fake:quota]] [[fake:content_filter]]
     [[fake:output_filter]] [[fake:no_usage]] [[fake:timeout]] [[fake:reset]]
@@ -43,6 +45,7 @@ from typing import Any
 from aiohttp import web
 
 from devstack._server import ThreadedApp
+from devstack.fake_limits import RateBuckets, request_tokens
 from devstack.fake_replies import (
     example_from_schema,
     official_counter,
@@ -93,6 +96,9 @@ class FakeConfig:
     omit_usage: bool = False
     timeout_sleep: float = 120.0
     seed: int | None = None
+    rpm: int | None = None  # requests per minute enforced (None: nominal headers only)
+    tpm: int | None = None  # tokens per minute enforced
+    rate_quantum: float | None = None  # also enforce over this many seconds (OpenAI-like)
 
 
 @dataclass(slots=True)
@@ -104,6 +110,7 @@ class _Stats:
     bodies: list[dict[str, Any]] = field(default_factory=list)
     timeline: list[tuple[float, float, str]] = field(default_factory=list)
     served: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    arrivals: list[tuple[float, int]] = field(default_factory=list)
 
 
 class FakeLLM(ThreadedApp):
@@ -126,6 +133,7 @@ class FakeLLM(ThreadedApp):
         self._stats = _Stats()
         self._lock = threading.Lock()
         self._rng = random.Random(self.config.seed)
+        self._buckets: tuple[tuple[object, ...], RateBuckets] | None = None
 
     # --- observation -----------------------------------------------------
     @property
@@ -173,7 +181,9 @@ class FakeLLM(ThreadedApp):
         with self._lock:
             self._stats.requests += 1
         reply = await self._answer(request)
+        reply.headers.update(self._rate_buckets().headers())
         with self._lock:
+            self._stats.arrivals.append((arrived, reply.status))
             self._stats.statuses[reply.status] += 1
             if self.keep_bodies and _TEXT in request:
                 self._stats.timeline.append((started, time.monotonic(), request[_TEXT][-300:]))
@@ -188,6 +198,20 @@ class FakeLLM(ThreadedApp):
         clock, taken in this server: the provider's time as the worker cannot see it)."""
         with self._lock:
             return {key: list(spans) for key, spans in self._stats.served.items()}
+
+    @property
+    def arrivals(self) -> list[tuple[float, int]]:
+        """(arrival wall-clock time, status) of every request: the provider's own log."""
+        with self._lock:
+            return list(self._stats.arrivals)
+
+    def _rate_buckets(self) -> RateBuckets:
+        """The rate budgets for the current config (new ones when the config changes)."""
+        config = self.config
+        shape = (config.rpm, config.tpm, config.rate_quantum)
+        if self._buckets is None or self._buckets[0] != shape:
+            self._buckets = (shape, RateBuckets(config.rpm, config.tpm, config.rate_quantum))
+        return self._buckets[1]
 
     @property
     def timeline(self) -> list[tuple[float, float, str]]:
@@ -224,6 +248,10 @@ class FakeLLM(ThreadedApp):
             with self._lock:
                 self._stats.bodies.append(body)
         config = self.config
+        if config.rpm or config.tpm:
+            wait = self._rate_buckets().take(request_tokens(text, body))
+            if wait > 0:
+                return _rate_limited(wait, azure)
         markers = [(k, key, int(n or 1)) for k, key, n in _MARKER.findall(text)]
         tag = next((key for kind, key, _ in markers if kind == "tag" and key), None)
         if tag is not None:
@@ -331,6 +359,11 @@ def _error(
         if inner:
             error["innererror"] = inner
     return web.json_response({"error": error}, status=status, headers=headers)
+
+
+def _rate_limited(wait: float, azure: bool) -> web.Response:
+    hint = {"retry-after": str(math.ceil(wait)), "retry-after-ms": str(math.ceil(wait * 1000))}
+    return _error(429, "rate_limit_exceeded", "Rate limit reached.", hint, azure=azure)
 
 
 _TYPES = {

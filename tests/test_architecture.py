@@ -30,6 +30,7 @@ ALLOWED: dict[str, set[str]] = {
     "worker.store": IO,
     "worker.queue": IO,
     "worker.providers": IO | {"worker.outbound", "worker.store"},
+    "worker.limits": IO | {"worker.outbound", "worker.store"},  # rate control (issue 14)
     "worker.sends": IO | {"worker.outbound", "worker.store", "worker.queue"},
     "handlers": LEAF | {"worker.providers", "worker.sends"},
     "worker.spend": IO | {"worker.outbound", "worker.providers", "worker.store"},
@@ -38,6 +39,7 @@ ALLOWED: dict[str, set[str]] = {
         "handlers",
         "worker.spend",
         "worker.outbound",
+        "worker.limits",
         "worker.providers",
         "worker.sends",
         "worker.store",

@@ -4,7 +4,8 @@ reads the environment and checks every rule), so a component sees only its own k
 
 from __future__ import annotations
 
-from typing import Literal
+import json
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
@@ -14,7 +15,26 @@ __all__ = [
     "ProviderSettings",
     "QueueSettings",
     "SendSettings",
+    "parse_rate_limits",
 ]
+
+
+def parse_rate_limits(value: Any) -> Any:
+    """FLEET_RATE_LIMITS: ``openai=600/150000,azure=300`` (requests/tokens per minute,
+    tokens optional) or JSON ``{"openai": [600, 150000]}``."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("{"):
+        return json.loads(text)
+    limits: dict[str, tuple[int, int]] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, numbers = part.partition("=")
+        rpm, _, tpm = numbers.partition("/")
+        if not sep or not rpm.strip().isdigit() or (tpm and not tpm.strip().isdigit()):
+            raise ValueError(f"want provider=RPM/TPM, got {part!r}")
+        limits[name.strip()] = (int(rpm), int(tpm or 0))
+    return limits
 
 
 class _Group(BaseModel):
@@ -67,6 +87,9 @@ class ConsumerSettings(_Group):
     workflow_timeout: float
     campaign_concurrency: int
     campaign_chunk: int
+    user_rate_limit: int
+    user_rate_window: float
+    user_rate_burst: int
 
     @property
     def lease(self) -> int:
@@ -96,6 +119,8 @@ class ProviderSettings(_Group):
     cache_ttl: float
     cache_intents: tuple[str, ...]
     prices: dict[str, list[float]] | None
+    rate_limits: dict[str, tuple[int, int]]
+    rate_target: float
 
 
 class SendSettings(_Group):

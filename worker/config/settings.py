@@ -31,6 +31,7 @@ from worker.config.groups import (
     ProviderSettings,
     QueueSettings,
     SendSettings,
+    parse_rate_limits,
 )
 from worker.config.spend import SpendKnobs, SpendSettings
 from worker.errors import ConfigError
@@ -63,6 +64,8 @@ Seconds = Annotated[float, Field(ge=0)]
 Delays = Annotated[tuple[float, ...], NoDecode]
 Names = Annotated[tuple[str, ...], NoDecode]
 Routes = Annotated[dict[str, Literal["openai", "azure"]], NoDecode]
+PerMinute = tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=0)]]  # requests, tokens
+RateLimits = Annotated[dict[Literal["openai", "azure"], PerMinute], NoDecode]
 
 
 def _split_delays(value: Any) -> Any:
@@ -145,6 +148,11 @@ class Settings(BaseSettings, SpendKnobs):
     cache_intents: Names = ("content_planning", "content_validation")
     prices: dict[str, list[float]] | None = None
     campaign_concurrency: int = Field(8, ge=1, le=256)
+    rate_limits: RateLimits = Field({}, description="provider=RPM/TPM,...; none: unpaced")
+    rate_target: float = Field(0.95, gt=0, le=1, description="share of a rate limit used")
+    user_rate_limit: int = Field(0, ge=0, description="workflows per user per window; 0: off")
+    user_rate_window: float = Field(60.0, gt=0)
+    user_rate_burst: int = Field(1, ge=1)
 
     # --- sends ----------------------------------------------------------
     send_spacing: Seconds = 45.0
@@ -180,6 +188,7 @@ class Settings(BaseSettings, SpendKnobs):
     log_format: Literal["json", "console"] = "json"
 
     _split = field_validator("llm_retry_delays", mode="before")(_split_delays)
+    _rates = field_validator("rate_limits", mode="before")(parse_rate_limits)
 
     @field_validator("cache_intents", mode="before")
     @classmethod

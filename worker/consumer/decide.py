@@ -45,6 +45,7 @@ from worker.errors import (
     StoreUnavailable,
     WorkerError,
 )
+from worker.limits import build_user_limits
 from worker.observability.spans import span
 from worker.observability.tracing import current_trace_id
 from worker.providers import LLM
@@ -82,6 +83,7 @@ class Decider:
         self._signing_key = signing_key  # worker.queue.signing_key: internal messages' HMAC
         self._variants = build_variants(spend) if spend else Variants()  # A/B (FLEET_VARIANTS)
         self._hold_max = spend.budget_hold_max if spend else math.inf  # over budget: wait this
+        self._users = build_user_limits(settings, store)  # per-user rate limits; None: off
 
     def queue_name_of(self, message: Received) -> str:
         lane = self._queue.lanes.get(message.lane)
@@ -152,8 +154,23 @@ class Decider:
         )
         return Work(message, parsed.envelope, parsed.ref, parsed.handler, session)
 
+    async def _user_turn(self, work: Work) -> Verdict | None:
+        """Per-user rate limit (FLEET_USER_RATE_LIMIT), before the handler (the heartbeat
+        covers a short wait in place): a later start slot postpones the message to just
+        before it. Internal steps (sends, campaign chunks) are not counted."""
+        if self._users is None or work.ref.type in INTERNAL_TYPES:
+            return None
+        try:
+            wait = await self._users.admit(work.ref.id, work.ref.user_id)
+        except StoreUnavailable as exc:
+            return self._retry(work, exc)
+        return Postpone(work, wait) if wait else None
+
     async def run(self, work: Work) -> Verdict:
         """Run the handler under the workflow timeout. Cancellation propagates."""
+        held = await self._user_turn(work)
+        if held is not None:
+            return held
         context = HandlerContext(
             workflow_id=work.ref.id,
             llm=work.session,

@@ -24,6 +24,7 @@ from worker.consumer.settle import Settler
 from worker.consumer.spending import build_ledger
 from worker.contract import Envelope
 from worker.errors import ConfigError, WorkerError
+from worker.limits import build_provider_limits
 from worker.observability import CloudWatchPublisher, HealthServer, Metrics
 from worker.observability.logging import add_secrets
 from worker.providers import (
@@ -32,6 +33,7 @@ from worker.providers import (
     BreakerPolicy,
     ChatClient,
     CircuitBreaker,
+    HttpChatClient,
     OpenAIClient,
     PriceTable,
     ResponseCache,
@@ -89,6 +91,10 @@ def build_llm(
     except ValueError as exc:
         raise ConfigError(f"FLEET_PRICES: {exc}") from exc
     cache = ResponseCache(store, settings.cache_ttl) if store and settings.cache_ttl > 0 else None
+    limits = build_provider_limits(settings, store) if store is not None else None
+    for name, route in routes.items():  # rate limits (worker.limits) hear the headers
+        if limits and limits.limited(name) and isinstance(route.client, HttpChatClient):
+            route.client.observe = limits.observe
     return LLM(
         routes,
         routing=settings.routes,
@@ -98,6 +104,7 @@ def build_llm(
         cache_intents=frozenset(settings.cache_intents),
         metrics=metrics,
         spend=spend,
+        pace=limits.pace if limits is not None else None,
     )
 
 

@@ -189,6 +189,8 @@ class Settler:
         """Due later: a delayed copy replaces the message (receive counts do not climb)."""
         delay = max(1, min(MAX_DELAY, math.ceil(seconds)))
         log.info("workflow_postponed", due_in_s=round(seconds, 2), delay_s=delay)
+        if work.session.calls:  # a rate-limit wait after some calls: spent is spent
+            self._buffer_costs(work, "postponed")
         try:
             await self._store.release(work.ref, self._owner, status="waiting")
         except StoreUnavailable as exc:

@@ -7,7 +7,12 @@ from worker.outbound import go_duration, retry_after_seconds, schedule
 from worker.providers.base import ChatClient, ChatRequest, ChatResponse, Message
 from worker.providers.breaker import BreakerPolicy, CircuitBreaker
 from worker.providers.cache import ResponseCache, cache_key
-from worker.providers.clients import AzureOpenAIClient, OpenAIClient, parse_response
+from worker.providers.clients import (
+    AzureOpenAIClient,
+    HttpChatClient,
+    OpenAIClient,
+    parse_response,
+)
 from worker.providers.gate import Arm, CallAsk, SpendGate, Ticket
 from worker.providers.llm import LLM, LLMSession, Route
 from worker.providers.prices import PRICE_VERSION, PRICES, PriceTable, cost_usd, price_for
@@ -26,6 +31,7 @@ __all__ = [
     "ChatRequest",
     "ChatResponse",
     "CircuitBreaker",
+    "HttpChatClient",
     "LLMSession",
     "Message",
     "OpenAIClient",

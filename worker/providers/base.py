@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-__all__ = ["ChatClient", "ChatRequest", "ChatResponse", "Message"]
+__all__ = ["ChatClient", "ChatRequest", "ChatResponse", "Message", "Observe", "Pace"]
 
 Message = dict[str, str]
+Pace = Callable[[str, list[Message], int, float | None], Awaitable[None]]
+"""The rate limiter's hook (``worker.limits``): ``pace(provider, messages, max_tokens,
+budget)`` waits for the call's turn, or raises ``NotDue`` if it is over ``budget`` s away."""
+Observe = Callable[[str, int, Mapping[str, str]], Awaitable[None]]
+"""``observe(provider, status, headers)``: hears every answer's headers (rate limits)."""
 
 
 @dataclass(frozen=True, slots=True)

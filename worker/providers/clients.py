@@ -13,7 +13,7 @@ from typing import Any
 
 from worker.errors import UpstreamRefused, UpstreamUnavailable
 from worker.outbound import JsonPoster, Send
-from worker.providers.base import ChatRequest, ChatResponse
+from worker.providers.base import ChatRequest, ChatResponse, Observe
 from worker.providers.taxonomy import classify
 
 __all__ = ["AzureOpenAIClient", "HttpChatClient", "OpenAIClient"]
@@ -24,6 +24,7 @@ class HttpChatClient:
     replaces the wire in unit tests."""
 
     name = "provider"
+    observe: Observe | None = None  # the rate limiter's ear (worker.limits), set by the runtime
 
     def __init__(
         self,
@@ -58,6 +59,8 @@ class HttpChatClient:
         response = await self._client.post(
             self._path(request), self._body(request), time_limit=limit
         )
+        if self.observe is not None:
+            await self.observe(self.name, response.status, response.headers)
         try:
             body = response.json()
         except ValueError as exc:

@@ -20,7 +20,6 @@ Spend control (``gate``): an A/B ``Arm`` may set the model and first provider; a
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -35,7 +34,7 @@ from worker.errors import (
     CircuitOpen,
     ConfigError,
     DeadlineExceeded,
-    InvalidOutput,
+    NotDue,
     PermanentError,
     RetryableError,
     UpstreamQuotaExceeded,
@@ -46,13 +45,13 @@ from worker.observability.metrics import Metrics
 from worker.observability.spans import event, llm_attempt, llm_cache_hit, llm_usage
 from worker.outbound import retrying
 from worker.providers import gate
-from worker.providers.base import ChatClient, ChatRequest, ChatResponse, Message
+from worker.providers.base import ChatClient, ChatRequest, ChatResponse, Message, Pace
 from worker.providers.breaker import CircuitBreaker
 from worker.providers.cache import ResponseCache, cache_key
 from worker.providers.calls import error_call, hit_call, ok_call
 from worker.providers.gate import Admission, Arm, CallAsk, SpendGate, Ticket
 from worker.providers.prices import PriceTable
-from worker.providers.structured import repair_prompt, validate
+from worker.providers.structured import answer_validated
 from worker.providers.taxonomy import NO_FALLBACK, combined
 from worker.store.records import CallRecord
 
@@ -85,6 +84,7 @@ class LLM:
         on_wait: Callable[[str, float], None] | None = None,
         metrics: Metrics | None = None,
         spend: SpendGate | None = None,
+        pace: Pace | None = None,
     ) -> None:
         if not routes:
             raise ConfigError(
@@ -100,6 +100,7 @@ class LLM:
         self.on_wait = on_wait
         self.metrics = metrics
         self.spend = spend
+        self.pace = pace
         for name, route in self.routes.items():
             if self.prices.price(name, route.model) is None:
                 log.warning("model_price_unknown", provider=name, model=route.model)
@@ -175,7 +176,8 @@ class LLMSession:
                 response = await self._via(name, route, request)
             except WorkerError as exc:
                 errors.append(exc)
-                if exc.code in NO_FALLBACK or self._force or isinstance(exc, DeadlineExceeded):
+                final = isinstance(exc, DeadlineExceeded | NotDue)  # NotDue: rate-limit wait
+                if exc.code in NO_FALLBACK or self._force or final:
                     raise
                 log.warning("provider_fallback", provider=name, error_code=exc.code)
                 continue
@@ -257,6 +259,7 @@ class LLMSession:
 
     async def _call(self, route: Route, request: ChatRequest, attempt: int) -> ChatResponse:
         name = route.client.name
+        await self._paced(route, request)
         left = self._time_left()
         if left is not None and left <= 0:
             raise DeadlineExceeded(f"{name}: workflow deadline reached before attempt {attempt}")
@@ -289,6 +292,14 @@ class LLMSession:
             duration_ms=record.duration_ms,
         )
         return response
+
+    async def _paced(self, route: Route, request: ChatRequest) -> None:
+        """The rate limiter's turn (``LLM(pace=…)``); its NotDue postpones the workflow
+        when the turn leaves less than a call's timeout (or half the time left)."""
+        if self._llm.pace is not None:
+            left = self._time_left()
+            budget = None if left is None else max(left - route.client.timeout, left / 2)
+            await self._llm.pace(route.client.name, request.messages, request.max_tokens, budget)
 
     def _failed(
         self, route: Route, request: ChatRequest, started: float, attempt: int, exc: WorkerError
@@ -329,17 +340,4 @@ class LLMSession:
     # --- structured output -----------------------------------------------
     async def complete_structured(self, messages: list[Message], schema: type[M]) -> M:
         """A JSON answer validated against ``schema``; one repair round, then InvalidOutput."""
-        response = await self.complete(messages, json_mode=True)
-        try:
-            return validate(response.content, schema)
-        except ValueError as first:
-            repair = repair_prompt(messages, response.content, first)
-            before = len(self.calls)
-            response = await self.complete(repair, json_mode=True)
-            self.calls[before:] = [dataclasses.replace(c, repair=True) for c in self.calls[before:]]
-            try:
-                return validate(response.content, schema)
-            except ValueError as second:
-                raise InvalidOutput(
-                    f"{schema.__name__} still invalid after one repair: {str(second)[:300]}"
-                ) from second
+        return await answer_validated(self, messages, schema)

@@ -3,14 +3,19 @@ prompt that asks the model to repair an answer that failed."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from worker.errors import InvalidOutput
 from worker.providers.base import Message
 
-__all__ = ["repair_prompt", "validate"]
+if TYPE_CHECKING:
+    from worker.providers.llm import LLMSession
+
+__all__ = ["answer_validated", "repair_prompt", "validate"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -42,3 +47,23 @@ def repair_prompt(messages: list[Message], content: str, error: ValueError) -> l
             f"{str(error)[:500]}. Reply again with only valid JSON for the schema.",
         },
     ]
+
+
+async def answer_validated(session: LLMSession, messages: list[Message], schema: type[M]) -> M:
+    """``session``'s JSON answer as ``schema``: one repair round (its calls marked
+    ``repair``), then ``InvalidOutput``."""
+    response = await session.complete(messages, json_mode=True)
+    try:
+        return validate(response.content, schema)
+    except ValueError as first:
+        repair = repair_prompt(messages, response.content, first)
+        before = len(session.calls)
+        response = await session.complete(repair, json_mode=True)
+        calls = session.calls
+        calls[before:] = [dataclasses.replace(c, repair=True) for c in calls[before:]]
+        try:
+            return validate(response.content, schema)
+        except ValueError as second:
+            raise InvalidOutput(
+                f"{schema.__name__} still invalid after one repair: {str(second)[:300]}"
+            ) from second

@@ -8,6 +8,7 @@ All SQL of the fleet lives in this package; psycopg errors become ours in
 from worker.store.budgets import Budget, BudgetTable, BudgetUse
 from worker.store.cache import CacheTable
 from worker.store.cost_buffer import CostBuffer
+from worker.store.limits import RateTable
 from worker.store.migrate import available_migrations, migrate
 from worker.store.pool import Conn, Connects, Pool, Row
 from worker.store.records import CallRecord, Claim, DeadLetter, WorkflowRef
@@ -30,6 +31,7 @@ __all__ = [
     "DeadLetter",
     "Delivery",
     "Pool",
+    "RateTable",
     "Replay",
     "Row",
     "ScheduledSend",
