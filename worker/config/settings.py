@@ -63,9 +63,9 @@ NOT_SETTINGS = frozenset(
 Seconds = Annotated[float, Field(ge=0)]
 Delays = Annotated[tuple[float, ...], NoDecode]
 Names = Annotated[tuple[str, ...], NoDecode]
-Routes = Annotated[dict[str, Literal["openai", "azure"]], NoDecode]
+Routes = Annotated[dict[str, Literal["azure", "openai"]], NoDecode]
 PerMinute = tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=0)]]  # requests, tokens
-RateLimits = Annotated[dict[Literal["openai", "azure"], PerMinute], NoDecode]
+RateLimits = Annotated[dict[Literal["azure", "openai"], PerMinute], NoDecode]
 
 
 def _split_delays(value: Any) -> Any:

@@ -32,7 +32,7 @@ class VariantSpec(BaseModel):
 
     share: float = Field(gt=0, le=100)
     model: str | None = None
-    provider: Literal["openai", "azure"] | None = None
+    provider: Literal["azure", "openai"] | None = None
     prompt: str | None = Field(None, pattern=r"^[a-z0-9_-]{1,32}$")
 
 

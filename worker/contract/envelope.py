@@ -79,6 +79,8 @@ class IntentCommon(_Wire):
     send_to_only_fans: bool = False
     recipient_id: SafeId | None = None
     requires_multi_platform: bool = False
+    # typing caches a Literal by its set of values: every Literal of provider names in the
+    # package is written in this order, or the published enum would follow import order
     force_provider: Literal["azure", "openai"] | None = None
     priority: Priority = "medium"
     trace_context: TraceContext | None = None
