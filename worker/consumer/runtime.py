@@ -46,9 +46,14 @@ log = structlog.get_logger("worker.runtime")
 
 
 def build_llm(
-    settings: ProviderSettings, store: Store | None = None, metrics: Metrics | None = None
+    settings: ProviderSettings,
+    store: Store | None = None,
+    metrics: Metrics | None = None,
+    *,
+    connections: int = 512,
 ) -> LLM:
-    """The provider routes that are configured, with breakers, prices and the cache."""
+    """The provider routes that are configured, with breakers, prices and the cache;
+    ``connections`` per provider: the most handlers that can call it at once."""
     policy = BreakerPolicy(
         consecutive_failures=settings.breaker_failures,
         failure_rate=settings.breaker_failure_rate,
@@ -62,6 +67,7 @@ def build_llm(
             settings.openai_base_url,
             settings.openai_api_key.get_secret_value(),
             timeout=settings.openai_timeout,
+            connections=connections,
         )
         routes["openai"] = Route(client, settings.model, CircuitBreaker("openai", policy))
     azure_secret = settings.azure_openai_api_key or settings.azure_openai_ad_token
@@ -77,6 +83,7 @@ def build_llm(
             ad_token=_secret(settings.azure_openai_ad_token),
             api_version=settings.openai_api_version,
             timeout=settings.azure_timeout,
+            connections=connections,
         )
         routes["azure"] = Route(client, settings.azure_model, CircuitBreaker("azure", policy))
     try:
@@ -120,6 +127,12 @@ def build_sends(settings: SendSettings, store: Store, queue: QueueClient) -> Sen
     )
 
 
+def sqs_pool(settings: Settings) -> int:
+    """SQS connections: each poller's long poll and the batched deletes, visibility
+    changes and sends of the handlers, which grow with the slots (one call per ten)."""
+    return settings.pollers * 2 + max(40, settings.concurrency // 16)
+
+
 def _secret(value: SecretStr | None) -> str | None:
     return value.get_secret_value() if value is not None else None
 
@@ -154,10 +167,12 @@ async def run_worker(
     async with AsyncExitStack() as stack:
         store = Store(database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
         await stack.enter_async_context(store)
-        llm = build_llm(settings.providers, store, metrics)
+        # every pool follows the concurrency it serves: one provider connection per
+        # handler slot (a smaller pool was the plateau at ~300 msg/s, issue 18)
+        llm = build_llm(settings.providers, store, metrics, connections=settings.concurrency)
         stack.push_async_callback(llm.close)
         costs = CostBuffer(store)
-        queue = QueueClient.from_settings(settings, pool=settings.pollers * 2 + 40)
+        queue = QueueClient.from_settings(settings, pool=sqs_pool(settings))
         await stack.enter_async_context(queue)
         heartbeat = Heartbeat(
             queue,
