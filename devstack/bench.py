@@ -19,6 +19,8 @@ import asyncio
 import contextlib
 import itertools
 import os
+import re
+import socket
 import sys
 import time
 import uuid
@@ -26,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import aiohttp
 import psutil
 
 from devstack.demo import DEMO_KEY, StackUrls, demo_settings
@@ -40,6 +43,7 @@ from worker.store.reads import completed_count, timings
 __all__ = ["Result", "run_bench"]
 
 SEED_LATENCY = Latency(1200, 3500, 8200)
+_PROBE = aiohttp.ClientTimeout(total=1.0)
 
 
 @dataclass
@@ -135,6 +139,32 @@ def in_worker_overhead(
         provider = sum(end - start for start, end in served.get(workflow_id, []))
         overhead.append(max(0.0, inside - provider))
     return overhead
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+async def _note_limit(
+    web: aiohttp.ClientSession, port: int, started: float, trace: list[tuple[float, int, str]]
+) -> None:
+    """The worker's concurrency limit and the reason it last moved, when it moved."""
+    try:
+        async with web.get(f"http://127.0.0.1:{port}/metrics", timeout=_PROBE) as reply:
+            text = await reply.text()
+    except (aiohttp.ClientError, TimeoutError):
+        return
+    limit = re.search(r"^fleet_concurrency_limit\s+([\d.e+]+)$", text, re.M)
+    reason = re.search(r'^fleet_concurrency_limit_reason\{reason="(\w+)"\}', text, re.M)
+    if limit is None:
+        return
+    why = reason[1] if reason else ""
+    point = (round(time.monotonic() - started, 1), int(float(limit[1])), why)
+    if not trace or trace[-1][1:] != point[1:]:
+        trace.append(point)
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -253,11 +283,14 @@ async def fleet_run(
     count: int,
     *,
     processes: int = 1,
-    concurrency: int = 64,
-    pollers: int = 4,
+    concurrency: int | None = None,
+    pollers: int | None = None,
     latency: Latency | None = None,
 ) -> Result:
-    settings = await _fresh_queue(urls, concurrency=concurrency, pollers=pollers)
+    """``fleet run`` on a pre-filled queue; ``concurrency`` pins the limit (None: the
+    defaults, adaptive), ``pollers`` None: the default."""
+    fixed = {"concurrency": concurrency} if concurrency else {}
+    settings = await _fresh_queue(urls, **fixed)
     urls.fake.config = FakeConfig(latency=latency)
     sent = await _fill(settings, count)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLEET_", "AWS_"))}
@@ -268,10 +301,8 @@ async def fleet_run(
             "OPENAI_BASE_URL": urls.openai_base_url,
             "OPENAI_API_KEY": DEMO_KEY,
             "FLEET_QUEUE_NAME": settings.queue_name,
-            "FLEET_CONCURRENCY": str(concurrency),
-            "FLEET_POLLERS": str(pollers),
             "FLEET_LOG_LEVEL": "WARNING",
-            "FLEET_HEALTH_PORT": "0",
+            "FLEET_HEALTH_PORT": str(port := _free_port()),
             "FLEET_CLOUDWATCH_ENABLED": "false",
             "FLEET_CACHE_TTL": "0",
             "FLEET_USER_SHARE": "1",
@@ -281,6 +312,10 @@ async def fleet_run(
             "FLEET_LLM_RETRY_DELAYS": "0.05",
         }
     )
+    if concurrency:
+        env["FLEET_CONCURRENCY"] = env["FLEET_CONCURRENCY_MIN"] = str(concurrency)
+    if pollers:
+        env["FLEET_POLLERS"] = str(pollers)
     started = time.monotonic()
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -297,8 +332,11 @@ async def fleet_run(
     peak_rss, cpu = 0, 0.0
     ids = list(sent)
     samples: list[tuple[float, dict[str, float]]] = []
-    async with Store(settings.require_database_url()) as store:
+    trace: list[tuple[float, int, str]] = []  # the adaptive limit, read from /metrics
+    async with Store(settings.require_database_url()) as store, aiohttp.ClientSession() as web:
         for tick in itertools.count():
+            if tick % 5 == 0 and processes == 1:
+                await _note_limit(web, port, started, trace)
             family = [watched, *watched.children(recursive=True)]
             rss = 0
             for p in family:
@@ -330,13 +368,15 @@ async def fleet_run(
             "cpu_seconds_per_1000_incl_start": round(cpu / count * 1000, 2),
             "processes": processes,
             "cores_used": window.cores(),
-            "concurrency": concurrency,
+            "concurrency": concurrency or "adaptive",
+            "pollers": pollers or "default",
             "enqueue_to_done_p50_s": round(_pct(to_done, 0.5), 3),
             "enqueue_to_done_p95_s": round(_pct(to_done, 0.95), 3),
             "enqueue_to_done_p99_s": round(_pct(to_done, 0.99), 3),
             "overhead_p50_ms": round(_pct(overhead, 0.5) * 1000, 1),
             "overhead_p99_ms": round(_pct(overhead, 0.99) * 1000, 1),
             "peak_rss_mb": round(peak_rss / 2**20, 1),
+            "limit_trace": trace,
         },
     )
 

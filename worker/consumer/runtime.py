@@ -53,7 +53,8 @@ def build_llm(
     connections: int = 512,
 ) -> LLM:
     """The provider routes that are configured, with breakers, prices and the cache;
-    ``connections`` per provider: the most handlers that can call it at once."""
+    ``connections`` per provider: the most handlers that can call it at once (every
+    pool follows the concurrency it serves: a fixed 512 was the plateau of issue 18)."""
     policy = BreakerPolicy(
         consecutive_failures=settings.breaker_failures,
         failure_rate=settings.breaker_failure_rate,
@@ -130,7 +131,7 @@ def build_sends(settings: SendSettings, store: Store, queue: QueueClient) -> Sen
 def sqs_pool(settings: Settings) -> int:
     """SQS connections: each poller's long poll and the batched deletes, visibility
     changes and sends of the handlers, which grow with the slots (one call per ten)."""
-    return settings.pollers * 2 + max(40, settings.concurrency // 16)
+    return settings.consumer.poller_count * 2 + max(40, settings.concurrency // 16)
 
 
 def _secret(value: SecretStr | None) -> str | None:
@@ -167,8 +168,6 @@ async def run_worker(
     async with AsyncExitStack() as stack:
         store = Store(database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
         await stack.enter_async_context(store)
-        # every pool follows the concurrency it serves: one provider connection per
-        # handler slot (a smaller pool was the plateau at ~300 msg/s, issue 18)
         llm = build_llm(settings.providers, store, metrics, connections=settings.concurrency)
         stack.push_async_callback(llm.close)
         costs = CostBuffer(store)
