@@ -93,6 +93,10 @@ class FakeConfig:
     omit_usage: bool = False
     timeout_sleep: float = 120.0
     seed: int | None = None
+    # past ``throttle_after`` requests, 429 at once while more than ``throttle_above`` are
+    # in flight here (a provider's concurrency quota; the adaptive limiter's bench)
+    throttle_after: int | None = None
+    throttle_above: int = 0
 
 
 @dataclass(slots=True)
@@ -125,6 +129,7 @@ class FakeLLM(ThreadedApp):
         self.keep_bodies = keep_bodies
         self._stats = _Stats()
         self._lock = threading.Lock()
+        self._in_flight = 0
         self._rng = random.Random(self.config.seed)
 
     # --- observation -----------------------------------------------------
@@ -172,7 +177,13 @@ class FakeLLM(ThreadedApp):
         started, arrived = time.monotonic(), time.time()
         with self._lock:
             self._stats.requests += 1
-        reply = await self._answer(request)
+            self._in_flight += 1
+        try:
+            throttled = self._throttled()  # (a response is an empty mapping: falsy)
+            reply = throttled if throttled is not None else await self._answer(request)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
         with self._lock:
             self._stats.statuses[reply.status] += 1
             if self.keep_bodies and _TEXT in request:
@@ -194,6 +205,16 @@ class FakeLLM(ThreadedApp):
         """(start, end, last message) of each request, when ``keep_bodies`` is on."""
         with self._lock:
             return list(self._stats.timeline)
+
+    def _throttled(self) -> web.StreamResponse | None:
+        config = self.config
+        if config.throttle_after is None or self._stats.requests <= config.throttle_after:
+            return None
+        if self._in_flight <= config.throttle_above:
+            return None
+        with self._lock:
+            self._stats.faults["throttled"] += 1
+        return _FAULTS["rate_limit"](False)
 
     def _authorized(self, request: web.Request, azure: bool) -> bool:
         bearer = request.headers.get("Authorization", "")
