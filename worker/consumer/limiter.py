@@ -9,8 +9,9 @@ Per window, in order:
 * the median call latency above ``tolerance`` x its baseline (plus ``slack``):
   decrease in proportion (a gradient), at most by half;
 * the limit was the bottleneck (the peak in flight reached it) and nothing
-  above happened: grow, doubling until the first decrease (slow start), then
-  by ``step`` (a tenth); ``settle`` windows later, if the throughput did not
+  above happened: grow, doubling every two windows until the first decrease
+  (slow start; it starts at half the ceiling), then by ``step`` (a tenth)
+  every ``settle`` windows; if the throughput did not
   grow with it, the growth is undone (``flat``) and tried again ``probe``
   windows later;
 * otherwise hold.
@@ -61,7 +62,7 @@ class Limiter:
         if not 1 <= floor <= ceiling:
             raise ValueError(f"need 1 <= floor ({floor}) <= ceiling ({ceiling})")
         self.floor, self.ceiling = floor, ceiling
-        start = initial if initial is not None else max(floor, ceiling // 4)
+        start = initial if initial is not None else max(floor, ceiling // 2)
         self._limit = float(min(ceiling, max(floor, start)))
         self._tolerance, self._slack = tolerance, slack
         self._backoff, self._step, self._min_samples = backoff, step, min_samples
@@ -106,7 +107,7 @@ class Limiter:
             self._hold -= 1
             return
         self._windows.append(sample.completed)
-        if len(self._windows) < self._settle:
+        if len(self._windows) < (min(2, self._settle) if self._slow_start else self._settle):
             return
         steady = self._windows[1:] or self._windows  # the first window is transitional
         rate = sum(steady) / len(steady)
