@@ -10,8 +10,8 @@ Per window, in order:
   decrease in proportion (a gradient), at most by half;
 * the limit was the bottleneck (the peak in flight reached it) and nothing
   above happened: grow, doubling every two windows until the first decrease
-  (slow start; it starts at half the ceiling), then by ``step`` (a tenth)
-  every ``settle`` windows; if the throughput did not
+  (slow start), then by ``step`` (a tenth) every ``settle`` windows; if the
+  throughput did not
   grow with it, the growth is undone (``flat``) and tried again ``probe``
   windows later;
 * otherwise hold.
@@ -20,6 +20,12 @@ The baseline latency is a moving average of the windows' medians, so a drift
 over seconds is not read as congestion, a jump is; the first ``warmup``
 windows only teach it (the first calls to come back are the fast ones). A floor
 equal to the ceiling pins the limit.
+
+It starts at the ceiling unless told otherwise: a worker started on a full
+queue must be at speed within about two seconds, and at a provider latency of
+a second or more a limit that doubles from below cannot be (each doubling
+waits for the calls it started); the first 429, timeout or latency jump
+brings it down within a window.
 """
 
 from __future__ import annotations
@@ -62,7 +68,7 @@ class Limiter:
         if not 1 <= floor <= ceiling:
             raise ValueError(f"need 1 <= floor ({floor}) <= ceiling ({ceiling})")
         self.floor, self.ceiling = floor, ceiling
-        start = initial if initial is not None else max(floor, ceiling // 2)
+        start = ceiling if initial is None else initial
         self._limit = float(min(ceiling, max(floor, start)))
         self._tolerance, self._slack = tolerance, slack
         self._backoff, self._step, self._min_samples = backoff, step, min_samples
