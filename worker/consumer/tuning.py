@@ -112,6 +112,9 @@ class Tuner:
         """Step every interval until cancelled."""
         if self.limiter.pinned:
             return
+        loop = asyncio.get_running_loop()
         while True:
+            due = loop.time() + self._interval
             await asyncio.sleep(self._interval)
+            self._metrics.loop_lag.set(max(0.0, loop.time() - due))  # for operators
             self.step(in_flight())

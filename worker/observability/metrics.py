@@ -79,6 +79,9 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.loop_lag = Gauge(
+            "fleet_event_loop_lag_seconds", "How late the limiter's last tick ran", registry=r
+        )
         self._listeners: list[Callable[[str, float], None]] = []
         self._lock = threading.Lock()
         self._pending: dict[Key, StatSet] = {}
