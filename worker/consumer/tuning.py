@@ -109,9 +109,7 @@ class Tuner:
         return True
 
     async def run(self, in_flight: Callable[[], int]) -> None:
-        """Step every interval until cancelled."""
-        if self.limiter.pinned:
-            return
+        """Step every interval until cancelled (pinned: only the loop's lag is kept)."""
         loop = asyncio.get_running_loop()
         while True:
             due = loop.time() + self._interval
