@@ -53,7 +53,7 @@ mutate: install
 	$(BIN)/mutmut results --all true | $(BIN)/python -m devstack.mutation_score
 
 bench: install
-	$(BIN)/fleet bench --out bench/report.json --chart bench/report.png
+	$(BIN)/fleet bench --out bench/report.json --chart bench/report.png --docs docs/performance.md
 
 schema: $(BIN)/.installed
 	$(BIN)/fleet schema --out docs/contract.schema.json

@@ -19,6 +19,8 @@ import asyncio
 import contextlib
 import itertools
 import os
+import re
+import socket
 import sys
 import time
 import uuid
@@ -26,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import aiohttp
 import psutil
 
 from devstack.demo import DEMO_KEY, StackUrls, demo_settings
@@ -40,6 +43,7 @@ from worker.store.reads import completed_count, timings
 __all__ = ["Result", "run_bench"]
 
 SEED_LATENCY = Latency(1200, 3500, 8200)
+_PROBE = aiohttp.ClientTimeout(total=1.0)
 
 
 @dataclass
@@ -135,6 +139,45 @@ def in_worker_overhead(
         provider = sum(end - start for start, end in served.get(workflow_id, []))
         overhead.append(max(0.0, inside - provider))
     return overhead
+
+
+def _to_steady(finished_at: list[float], spawned: float, rate: float) -> float:
+    """Seconds from the worker's spawn (imports included) to the first second in which it
+    completed at least 90% of its steady rate."""
+    times = sorted(finished_at)
+    ahead = 0
+    for i, start in enumerate(times):
+        while ahead < len(times) and times[ahead] < start + 1.0:
+            ahead += 1
+        if ahead - i >= 0.9 * rate:
+            return round(start - spawned, 2)
+    return float("nan")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+async def _note_limit(
+    web: aiohttp.ClientSession, port: int, started: float, trace: list[tuple[float, int, str]]
+) -> None:
+    """The worker's concurrency limit and the reason it last moved, when it moved."""
+    try:
+        async with web.get(f"http://127.0.0.1:{port}/metrics", timeout=_PROBE) as reply:
+            text = await reply.text()
+    except (aiohttp.ClientError, TimeoutError):
+        return
+    limit = re.search(r"^fleet_concurrency_limit\s+([\d.e+]+)$", text, re.M)
+    reason = re.search(r'^fleet_concurrency_limit_reason\{reason="(\w+)"\}', text, re.M)
+    if limit is None:
+        return
+    why = reason[1] if reason else ""
+    point = (round(time.monotonic() - started, 1), int(float(limit[1])), why)
+    if not trace or trace[-1][1:] != point[1:]:
+        trace.append(point)
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -253,12 +296,16 @@ async def fleet_run(
     count: int,
     *,
     processes: int = 1,
-    concurrency: int = 64,
-    pollers: int = 4,
+    concurrency: int | None = None,
+    pollers: int | None = None,
     latency: Latency | None = None,
+    fake: FakeConfig | None = None,
 ) -> Result:
-    settings = await _fresh_queue(urls, concurrency=concurrency, pollers=pollers)
-    urls.fake.config = FakeConfig(latency=latency)
+    """``fleet run`` on a pre-filled queue; ``concurrency`` pins the limit (None: the
+    defaults, adaptive), ``pollers`` None: the default."""
+    fixed = {"concurrency": concurrency} if concurrency else {}
+    settings = await _fresh_queue(urls, **fixed)
+    urls.fake.config = fake or FakeConfig(latency=latency)
     sent = await _fill(settings, count)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLEET_", "AWS_"))}
     env.update(
@@ -268,10 +315,8 @@ async def fleet_run(
             "OPENAI_BASE_URL": urls.openai_base_url,
             "OPENAI_API_KEY": DEMO_KEY,
             "FLEET_QUEUE_NAME": settings.queue_name,
-            "FLEET_CONCURRENCY": str(concurrency),
-            "FLEET_POLLERS": str(pollers),
             "FLEET_LOG_LEVEL": "WARNING",
-            "FLEET_HEALTH_PORT": "0",
+            "FLEET_HEALTH_PORT": str(port := _free_port()),
             "FLEET_CLOUDWATCH_ENABLED": "false",
             "FLEET_CACHE_TTL": "0",
             "FLEET_USER_SHARE": "1",
@@ -281,7 +326,11 @@ async def fleet_run(
             "FLEET_LLM_RETRY_DELAYS": "0.05",
         }
     )
-    started = time.monotonic()
+    if concurrency:
+        env["FLEET_CONCURRENCY"] = env["FLEET_CONCURRENCY_MIN"] = str(concurrency)
+    if pollers:
+        env["FLEET_POLLERS"] = str(pollers)
+    started, spawned = time.monotonic(), time.time()
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -297,8 +346,11 @@ async def fleet_run(
     peak_rss, cpu = 0, 0.0
     ids = list(sent)
     samples: list[tuple[float, dict[str, float]]] = []
-    async with Store(settings.require_database_url()) as store:
+    trace: list[tuple[float, int, str]] = []  # the adaptive limit, read from /metrics
+    async with Store(settings.require_database_url()) as store, aiohttp.ClientSession() as web:
         for tick in itertools.count():
+            if tick % 5 == 0 and processes == 1:
+                await _note_limit(web, port, started, trace)
             family = [watched, *watched.children(recursive=True)]
             rss = 0
             for p in family:
@@ -330,20 +382,25 @@ async def fleet_run(
             "cpu_seconds_per_1000_incl_start": round(cpu / count * 1000, 2),
             "processes": processes,
             "cores_used": window.cores(),
-            "concurrency": concurrency,
+            "concurrency": concurrency or "adaptive",
+            "pollers": pollers or "default",
             "enqueue_to_done_p50_s": round(_pct(to_done, 0.5), 3),
             "enqueue_to_done_p95_s": round(_pct(to_done, 0.95), 3),
             "enqueue_to_done_p99_s": round(_pct(to_done, 0.99), 3),
             "overhead_p50_ms": round(_pct(overhead, 0.5) * 1000, 1),
             "overhead_p99_ms": round(_pct(overhead, 0.99) * 1000, 1),
             "peak_rss_mb": round(peak_rss / 2**20, 1),
+            "limit_trace": trace,
+            "seconds_to_steady": _to_steady([r.done for r in rows], spawned, steady_rate),
         },
     )
 
 
 async def run_bench(urls: StackUrls, *, quick: bool, log: Callable[[str], None]) -> dict[str, Any]:
+    """The bare loop, then the fleet at its defaults (adaptive) and at fixed settings, with
+    the instant provider and at the seed's latency, then the limiter under throttling."""
     await migrate(urls.database_url)
-    n = 1000 if quick else 6000
+    instant, seed = (1500, 1500) if quick else (10_000, 5_000)
     results: list[Result] = []
 
     async def step(coro: Any) -> Result:
@@ -355,47 +412,38 @@ async def run_bench(urls: StackUrls, *, quick: bool, log: Callable[[str], None])
         results.append(result)
         return result
 
-    bare = await step(ceiling(urls, n, pollers=4))
-    await step(fleet_run(urls, "overhead (instant provider), default concurrency 64", n))
-    tuned = await step(
-        fleet_run(urls, "overhead (instant provider), concurrency 128", n, concurrency=128)
-    )
-    for concurrency in (64, 256) if quick else (64, 256, 512):
-        count = max(300, concurrency * (3 if quick else 6))
+    bare = await step(ceiling(urls, instant, pollers=4))
+    default = await step(fleet_run(urls, "instant provider, defaults (adaptive)", instant))
+    await step(fleet_run(urls, "instant provider, fixed 128", instant, concurrency=128))
+    await step(fleet_run(urls, "instant provider, fixed 64", instant, concurrency=64))
+    slow = SEED_LATENCY
+    seeded = await step(fleet_run(urls, "seed latency, defaults (adaptive)", seed, latency=slow))
+    for fixed in () if quick else (512, 1024):
         await step(
-            fleet_run(
-                urls,
-                f"seed latency, concurrency {concurrency}",
-                count,
-                concurrency=concurrency,
-                pollers=8,
-                latency=SEED_LATENCY,
-            )
+            fleet_run(urls, f"seed latency, fixed {fixed}", seed, concurrency=fixed, latency=slow)
         )
+    half_way = urls.fake.requests + seed // 2  # the fake counts every scenario's requests
+    throttle = FakeConfig(latency=slow, throttle_after=half_way, throttle_above=256)
     await step(
         fleet_run(
             urls,
-            "overhead (instant provider), concurrency 128, 2 processes",
-            n,
-            processes=2,
-            concurrency=128,
+            "seed latency, defaults, provider 429s past 256 in flight from half-way",
+            seed,
+            fake=throttle,
         )
     )
-    seed = {r.extra["concurrency"]: r for r in results if r.scenario.startswith("seed")}
-    at_256 = seed.get(256)
+    if not quick:
+        await step(fleet_run(urls, "instant provider, defaults, 2 processes", instant, processes=2))
     summary = {
         "ceiling_msgs_per_s": round(bare.per_second),
-        "overhead_throughput_ratio": round(tuned.per_second / bare.per_second, 3),
-        "overhead_cpu_ratio": round(tuned.cpu_seconds_per_1000 / bare.cpu_seconds_per_1000, 2),
-        "seed_best_msgs_per_s": round(max(r.per_second for r in seed.values())),
-        "seed_256_overhead_p99_ms": at_256.extra["overhead_p99_ms"] if at_256 else None,
-        "seed_256_peak_rss_mb": at_256.extra["peak_rss_mb"] if at_256 else None,
+        "defaults_instant_throughput_ratio": round(default.per_second / bare.per_second, 3),
+        "defaults_instant_cpu_s_per_1000": round(default.cpu_seconds_per_1000, 2),
+        "defaults_seed_msgs_per_s": round(seeded.per_second),
         "targets": {
-            "overhead_ratio_min": 0.9,
-            "cpu_ratio_max": 4.0,
-            "seed_msgs_per_s_min": 200,
-            "seed_overhead_p99_ms_max": 50,
-            "seed_rss_mb_max_at_256": 200,
+            "defaults_instant_throughput_ratio_min": 0.9,
+            "cpu_s_per_1000_max": 0.5,
+            "seed_msgs_per_s_min": 450,
+            "seconds_to_steady_max": 2.0,
         },
     }
     return {

@@ -56,16 +56,25 @@ def demo(as_json: bool, verbose: bool) -> None:
     default=Path("bench/report.png"),
     show_default=True,
 )
+@click.option(
+    "--docs",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Also write the table into this page's bench block (docs/performance.md).",
+)
 @friendly
-def bench(quick: bool, out: Path, chart: Path) -> None:
+def bench(quick: bool, out: Path, chart: Path, docs: Path | None) -> None:
     """Benchmark the fleet against a bare SQS loop on the local stack; write a report."""
+    from datetime import UTC, datetime
+
     from devstack.bench import run_bench
-    from devstack.bench_report import write
+    from devstack.bench_report import into_docs, write
     from devstack.demo import local_stack
 
     with local_stack() as urls:
         report = run_async(run_bench(urls, quick=quick, log=lambda line: errors.print(line)))
     write(report, out, chart)
+    if docs is not None:
+        into_docs(report, docs, datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))
     console.print_json(json.dumps(report["summary"]))
     console.print(f"wrote {out} and {chart}")
 

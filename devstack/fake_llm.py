@@ -99,6 +99,10 @@ class FakeConfig:
     rpm: int | None = None  # requests per minute enforced (None: nominal headers only)
     tpm: int | None = None  # tokens per minute enforced
     rate_quantum: float | None = None  # also enforce over this many seconds (OpenAI-like)
+    # past ``throttle_after`` requests, 429 at once while more than ``throttle_above`` are
+    # in flight here (a provider's concurrency quota; the adaptive limiter's bench)
+    throttle_after: int | None = None
+    throttle_above: int = 0
 
 
 @dataclass(slots=True)
@@ -132,6 +136,7 @@ class FakeLLM(ThreadedApp):
         self.keep_bodies = keep_bodies
         self._stats = _Stats()
         self._lock = threading.Lock()
+        self._in_flight = 0
         self._rng = random.Random(self.config.seed)
         self._buckets: tuple[tuple[object, ...], RateBuckets] | None = None
 
@@ -180,7 +185,13 @@ class FakeLLM(ThreadedApp):
         started, arrived = time.monotonic(), time.time()
         with self._lock:
             self._stats.requests += 1
-        reply = await self._answer(request)
+            self._in_flight += 1
+        try:
+            throttled = self._throttled()  # (a response is an empty mapping: falsy)
+            reply = throttled if throttled is not None else await self._answer(request)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
         reply.headers.update(self._rate_buckets().headers())
         with self._lock:
             self._stats.arrivals.append((arrived, reply.status))
@@ -218,6 +229,16 @@ class FakeLLM(ThreadedApp):
         """(start, end, last message) of each request, when ``keep_bodies`` is on."""
         with self._lock:
             return list(self._stats.timeline)
+
+    def _throttled(self) -> web.StreamResponse | None:
+        config = self.config
+        if config.throttle_after is None or self._stats.requests <= config.throttle_after:
+            return None
+        if self._in_flight <= config.throttle_above:
+            return None
+        with self._lock:
+            self._stats.faults["throttled"] += 1
+        return _FAULTS["rate_limit"](False)
 
     def _authorized(self, request: web.Request, azure: bool) -> bool:
         bearer = request.headers.get("Authorization", "")

@@ -26,6 +26,7 @@ from worker.observability.logging import add_secrets, sanitize
 from worker.outbound import (
     retry_after_seconds,
     retry_delay,
+    retrying,
     schedule,
     status_error,
     translated,
@@ -72,6 +73,36 @@ def test_retry_after_headers() -> None:
     assert retry_after_seconds(CIMultiDict()) is None
     dated = retry_after_seconds(CIMultiDict({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}))
     assert dated == 0.0
+
+
+async def test_retrying_tries_again_on_transient_errors_only() -> None:
+    calls: list[int] = []
+    heard: list[tuple[int, float, str]] = []
+
+    async def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise UpstreamRateLimited("x", retry_after=0.0)
+        return "ok"
+
+    def note(tries: int, wait: float, error: BaseException | None) -> None:
+        heard.append((tries, wait, type(error).__name__))
+
+    assert await retrying((0.0, 0.0, 0.0), flaky, on_backoff=note)() == "ok"
+    assert len(calls) == 3 and [h[0] for h in heard] == [1, 2]
+    calls.clear()
+    with pytest.raises(UpstreamRateLimited):  # the schedule runs out: 1 + 1 tries
+        await retrying((0.0,), flaky)()
+    assert len(calls) == 2
+
+    async def refused() -> str:
+        calls.append(1)
+        raise UpstreamRefused("no")
+
+    calls.clear()
+    with pytest.raises(UpstreamRefused):  # permanent: no second try
+        await retrying((0.0, 0.0), refused)()
+    assert len(calls) == 1
 
 
 def test_schedule_is_jittered_and_stretched_by_retry_after() -> None:
@@ -272,7 +303,7 @@ def test_bench_window_reads_rate_and_cpu_between_5_and_95_percent() -> None:
             }
         ]
     }
-    assert "| s | 100 | 5.00 | 1.5 |" in table(report)
+    assert "| s | 100 | 5.00 | - | - | 1.5 |" in table(report)
 
 
 def test_bench_overhead_subtracts_the_providers_own_time_not_the_workers() -> None:

@@ -70,11 +70,14 @@ class QueueSettings(_Group):
 
 class ConsumerSettings(_Group):
     concurrency: int
+    concurrency_min: int | None
+    concurrency_interval: float
+    memory_limit_mb: int | None
     priority_weight: float
     liveness_seconds: float
     user_share: float
     fair_delay: int
-    pollers: int
+    pollers: int | None
     wait_seconds: int
     batch_size: int
     visibility_timeout: int
@@ -94,6 +97,19 @@ class ConsumerSettings(_Group):
     @property
     def lease(self) -> int:
         return self.lease_seconds or self.visibility_timeout
+
+    @property
+    def poller_count(self) -> int:
+        """FLEET_POLLERS, else one per 64 slots of the ceiling, 4 to 16 (a poller brings at
+        most 10 messages a call: 4 cannot keep 1,024 slots full at a 1.2 s call)."""
+        return self.pollers or max(
+            1, min(self.concurrency, max(4, min(16, self.concurrency // 64)))
+        )
+
+    @property
+    def concurrency_floor(self) -> int:
+        """The adaptive limit's floor: FLEET_CONCURRENCY_MIN, else 16 (or the ceiling)."""
+        return self.concurrency_min or min(16, self.concurrency)
 
 
 class ProviderSettings(_Group):

@@ -113,10 +113,13 @@ class Settings(BaseSettings, SpendKnobs):
     )
 
     # --- consumer -------------------------------------------------------
-    concurrency: int = Field(64, ge=1, le=10_000)
+    concurrency: int = Field(1024, ge=1, le=10_000, description="ceiling of the adaptive limit")
+    concurrency_min: int | None = Field(None, ge=1, le=10_000, description="floor; = ceiling pins")
+    concurrency_interval: float = Field(0.5, gt=0, description="limiter window, seconds")
+    memory_limit_mb: int | None = Field(None, ge=16, description="RSS that shrinks the limit")
     user_share: float = Field(0.5, gt=0, le=1, description="1 turns fairness off")
     fair_delay: int = Field(2, ge=1, le=900)
-    pollers: int = Field(4, ge=1, le=64)
+    pollers: int | None = Field(None, ge=1, le=64, description="default: FLEET_CONCURRENCY/64")
     wait_seconds: int = Field(20, ge=1, le=20)
     batch_size: int = Field(10, ge=1, le=10)
     visibility_timeout: int = Field(60, ge=1, le=43_200)
@@ -266,7 +269,12 @@ class Settings(BaseSettings, SpendKnobs):
                 f"FLEET_WAIT_SECONDS ({self.wait_seconds}): a long poll is progress too",
             ),
             (
-                self.pollers <= self.concurrency,
+                (self.concurrency_min or 1) <= self.concurrency,
+                f"FLEET_CONCURRENCY_MIN ({self.concurrency_min}) must not exceed "
+                f"FLEET_CONCURRENCY ({self.concurrency})",
+            ),
+            (
+                (self.pollers or 1) <= self.concurrency,
                 f"FLEET_POLLERS ({self.pollers}) must not exceed "
                 f"FLEET_CONCURRENCY ({self.concurrency})",
             ),

@@ -39,12 +39,17 @@ def user_of(message: Received) -> str:
 
 class Fairness:
     def __init__(self, concurrency: int, share: float, window: float = 10.0) -> None:
+        self._share = share
         self.cap = max(1, int(concurrency * share))
         self.enabled = share < 1.0
         self._window = window
         self._in_hand: Counter[str] = Counter()
         self._seen: dict[str, float] = {}
         self.requeued = 0  # messages turned away (the fleet requeues them)
+
+    def resize(self, concurrency: int) -> None:
+        """The concurrency limit moved: the cap follows it."""
+        self.cap = max(1, int(concurrency * self._share))
 
     def admit(self, user: str) -> bool:
         """May this user's message start now? (Counts it in hand if so.)"""

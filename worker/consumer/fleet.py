@@ -25,8 +25,10 @@ import structlog
 from worker.config import ConsumerSettings
 from worker.consumer.fairness import Fairness, user_of
 from worker.consumer.heartbeat import Heartbeat
+from worker.consumer.limiter import Limiter
 from worker.consumer.policy import retry_delay
 from worker.consumer.processor import Processor
+from worker.consumer.tuning import Tuner
 from worker.errors import QueueUnavailable
 from worker.observability.metrics import Metrics
 from worker.queue import LaneName, QueueClient, Received
@@ -60,15 +62,14 @@ class Capacity:
         server, and AWS bills it), instead of one call per batch.
         """
         loop = asyncio.get_running_loop()
-        want = min(most, self.size)
         deadline: float | None = None
-        while self._free < want:
-            if self._free and deadline is None:
+        while self._free < min(most, self.size):
+            if self._free > 0 and deadline is None:
                 deadline = loop.time() + linger
-            if deadline is not None and self._free and loop.time() >= deadline:
+            if deadline is not None and self._free > 0 and loop.time() >= deadline:
                 break
             self._room.clear()
-            left = None if deadline is None or not self._free else deadline - loop.time()
+            left = None if deadline is None or self._free <= 0 else deadline - loop.time()
             try:
                 async with asyncio.timeout(left):
                     await self._room.wait()
@@ -80,7 +81,15 @@ class Capacity:
 
     def give(self, count: int = 1) -> None:
         self._free = min(self.size, self._free + count)
-        if self._free:
+        if self._free > 0:
+            self._room.set()
+
+    def resize(self, slots: int) -> None:
+        """A new limit: more room at once, or less as running handlers finish (free
+        slots may go below zero meanwhile: nothing is taken until they are back)."""
+        self._free += slots - self.size
+        self.size = slots
+        if self._free > 0:
             self._room.set()
 
 
@@ -119,8 +128,16 @@ class Fleet:
         self._queue = queue
         self._processor = processor
         self._heartbeat = heartbeat
-        self._capacity = Capacity(settings.concurrency)
-        self._fair = Fairness(settings.concurrency, settings.user_share)
+        limiter = Limiter(settings.concurrency_floor, settings.concurrency)
+        self._capacity = Capacity(limiter.limit)
+        self._fair = Fairness(limiter.limit, settings.user_share)
+        self.tuner = Tuner(
+            limiter,
+            metrics,
+            self._resize,
+            interval=settings.concurrency_interval,
+            memory_limit_mb=settings.memory_limit_mb,
+        )
         self._tasks: set[asyncio.Task[object]] = set()
         self._stopping = asyncio.Event()
         self._fatal: BaseException | None = None
@@ -138,6 +155,10 @@ class Fleet:
     def stop(self) -> None:
         self._stopping.set()
 
+    def _resize(self, limit: int) -> None:
+        self._capacity.resize(limit)
+        self._fair.resize(limit)
+
     def _tick(self) -> None:
         """Heartbeat tick: a saturated fleet waiting for its handlers is not hung."""
         if self._capacity.in_use >= self._capacity.size:
@@ -153,14 +174,17 @@ class Fleet:
         """Consume until ``stop()`` (a signal) or, with ``until_idle``, until drained."""
         log.info(
             "fleet_started",
-            concurrency=self._settings.concurrency,
-            pollers=self._settings.pollers,
+            concurrency=self._capacity.size,
+            ceiling=self._settings.concurrency,
+            floor=self._settings.concurrency_floor,
+            pollers=self._settings.poller_count,
             max_receives=self._queue.max_receives or self._settings.max_receives,
         )
         beat = asyncio.create_task(self._heartbeat.run(self._tick), name="heartbeat")
+        tune = asyncio.create_task(self.tuner.run(lambda: len(self._tasks)), name="limiter")
         pollers = [
             asyncio.create_task(self._poll(n), name=f"poller-{n}")
-            for n in range(self._settings.pollers)
+            for n in range(self._settings.poller_count)
         ]
         for poller in pollers:
             poller.add_done_callback(self._poller_done)
@@ -173,7 +197,7 @@ class Fleet:
                 task.cancel()
             await asyncio.gather(*pollers, return_exceptions=True)
             await self._drain()
-            for helper in (beat, watcher):
+            for helper in (beat, tune, watcher):
                 if helper is not None:
                     helper.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -253,6 +277,7 @@ class Fleet:
         task: asyncio.Task[object] = asyncio.create_task(self._processor.process(message))
         self._tasks.add(task)
         self._metrics.in_flight.set(len(self._tasks))
+        self.tuner.in_flight(len(self._tasks))
         task.add_done_callback(self._finished)
         task.add_done_callback(lambda _t: self._fair.done(user))
 

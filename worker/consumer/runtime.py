@@ -54,8 +54,12 @@ def build_llm(
     store: Store | None = None,
     metrics: Metrics | None = None,
     spend: SpendGate | None = None,
+    *,
+    connections: int = 512,
 ) -> LLM:
-    """The provider routes that are configured, with breakers, prices and the cache."""
+    """The provider routes that are configured, with breakers, prices and the cache;
+    ``connections`` per provider: the most handlers that can call it at once (every
+    pool follows the concurrency it serves: a fixed 512 was the plateau of issue 18)."""
     policy = BreakerPolicy(
         consecutive_failures=settings.breaker_failures,
         failure_rate=settings.breaker_failure_rate,
@@ -69,6 +73,7 @@ def build_llm(
             settings.openai_base_url,
             settings.openai_api_key.get_secret_value(),
             timeout=settings.openai_timeout,
+            connections=connections,
         )
         routes["openai"] = Route(client, settings.model, CircuitBreaker("openai", policy))
     azure_secret = settings.azure_openai_api_key or settings.azure_openai_ad_token
@@ -84,6 +89,7 @@ def build_llm(
             ad_token=_secret(settings.azure_openai_ad_token),
             api_version=settings.openai_api_version,
             timeout=settings.azure_timeout,
+            connections=connections,
         )
         routes["azure"] = Route(client, settings.azure_model, CircuitBreaker("azure", policy))
     try:
@@ -114,7 +120,7 @@ async def _open_llm(
     """The providers, behind the budget ledger (worker.spend), closed with the stack."""
     ledger = await build_ledger(settings.spend, store, metrics)
     _background(stack, ledger.run(), ledger.close)
-    llm = build_llm(settings.providers, store, metrics, ledger)
+    llm = build_llm(settings.providers, store, metrics, ledger, connections=settings.concurrency)
     stack.push_async_callback(llm.close)
     return llm
 
@@ -142,6 +148,12 @@ def build_sends(settings: SendSettings, store: Store, queue: QueueClient) -> Sen
         key_mode=settings.send_key,
         retry_delays=settings.llm_retry_delays,
     )
+
+
+def sqs_pool(settings: Settings) -> int:
+    """SQS connections: each poller's long poll and the batched deletes, visibility
+    changes and sends of the handlers, which grow with the slots (one call per ten)."""
+    return settings.consumer.poller_count * 2 + max(40, settings.concurrency // 16)
 
 
 def _secret(value: SecretStr | None) -> str | None:
@@ -181,7 +193,7 @@ async def run_worker(
         await stack.enter_async_context(store)
         llm = await _open_llm(stack, settings, store, metrics)
         costs = CostBuffer(store)
-        queue = QueueClient.from_settings(settings, pool=settings.pollers * 2 + 40)
+        queue = QueueClient.from_settings(settings, pool=sqs_pool(settings))
         await stack.enter_async_context(queue)
         heartbeat = Heartbeat(
             queue,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter as Tally
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -75,6 +76,19 @@ class Metrics:
         self.budget_refusals = Counter(
             "fleet_budget_refusals", "Workflows a budget held or refused", ["scope"], registry=r
         )
+        self.concurrency_limit = Gauge(
+            "fleet_concurrency_limit", "Handlers allowed in flight now (adaptive)", registry=r
+        )
+        self.concurrency_reason = Gauge(
+            "fleet_concurrency_limit_reason",
+            "1 for the reason the concurrency limit last moved",
+            ["reason"],
+            registry=r,
+        )
+        self.loop_lag = Gauge(
+            "fleet_event_loop_lag_seconds", "How late the limiter's last tick ran", registry=r
+        )
+        self._listeners: list[Callable[[str, float], None]] = []
         self._lock = threading.Lock()
         self._pending: dict[Key, StatSet] = {}
         self._totals: Tally[str] = Tally()
@@ -97,7 +111,18 @@ class Metrics:
         self._aggregate("Workflows", {"IntentType": intent, "Outcome": outcome}, 1.0, "Count")
         self._aggregate("HandlerLatency", {"IntentType": intent}, seconds, "Seconds")
 
+    def listen(self, listener: Callable[[str, float], None]) -> None:
+        """``listener(outcome, seconds)`` hears every provider call (the limiter)."""
+        self._listeners.append(listener)
+
+    def limit_moved(self, limit: int, reason: str) -> None:
+        self.concurrency_limit.set(limit)
+        self.concurrency_reason.clear()
+        self.concurrency_reason.labels(reason).set(1)
+
     def provider_call(self, provider: str, outcome: str, seconds: float, cost: float) -> None:
+        for listener in self._listeners:
+            listener(outcome, seconds)
         self.provider_calls.labels(provider, outcome).inc()
         self.provider_seconds.labels(provider).observe(seconds)
         if cost:

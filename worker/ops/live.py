@@ -28,6 +28,8 @@ __all__ = ["Snapshot", "collect_snapshot", "render", "run_top", "snapshot_once"]
 
 _BREAKER = re.compile(r'fleet_breaker_state\{provider="(\w+)"\}\s+([\d.]+)')
 _STATES = {0: "closed", 1: "half-open", 2: "open"}
+_LIMIT = re.compile(r"^fleet_concurrency_limit\s+([\d.e+]+)$", re.M)
+_REASON = re.compile(r'^fleet_concurrency_limit_reason\{reason="(\w+)"\}\s+1', re.M)
 
 
 @dataclass(slots=True)
@@ -41,6 +43,7 @@ class Snapshot:
     breakers: dict[str, str] = field(default_factory=dict)
     cost_per_minute: Decimal = Decimal(0)
     statuses: dict[str, int] = field(default_factory=dict)
+    limits: list[tuple[int, str]] = field(default_factory=list)  # per worker: limit, reason
 
     def as_dict(self) -> dict[str, Any]:
         """For `fleet top --once -o json`: latency is null when nothing completed."""
@@ -60,6 +63,7 @@ class Snapshot:
             "breakers": self.breakers,
             "costPerMinuteUsd": usd(self.cost_per_minute),
             "statuses": self.statuses,
+            "concurrencyLimits": [{"limit": n, "reason": why} for n, why in self.limits],
         }
 
 
@@ -87,6 +91,9 @@ async def collect_snapshot(
                 text = await reply.text()
         except (aiohttp.ClientError, TimeoutError):
             continue
+        limit, reason = _LIMIT.search(text), _REASON.search(text)
+        if limit is not None:
+            shot.limits.append((int(float(limit[1])), reason[1] if reason else "?"))
         for provider, value in _BREAKER.findall(text):
             state = _STATES.get(int(float(value)), "?")
             if shot.breakers.get(provider) in (None, "closed"):
@@ -136,7 +143,15 @@ def render(shot: Snapshot, title: str) -> Group:
     for provider, state in sorted(shot.breakers.items()) or [("(no /metrics reachable)", "-")]:
         breakers.add_row(provider, state)
     statuses = ", ".join(f"{k} {v}" for k, v in sorted(shot.statuses.items())) or "none"
-    return Group(head, latency, errs, breakers, f"workflows, last 5 min: {statuses}")
+    limits = ", ".join(f"{n} ({why})" for n, why in shot.limits) or "no /metrics reachable"
+    return Group(
+        head,
+        latency,
+        errs,
+        breakers,
+        f"concurrency limit (last move): {limits}",
+        f"workflows, last 5 min: {statuses}",
+    )
 
 
 async def snapshot_once(settings: Settings, metrics_urls: list[str]) -> Snapshot:

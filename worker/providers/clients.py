@@ -32,10 +32,11 @@ class HttpChatClient:
         headers: dict[str, str],
         timeout: float,
         send: Send | None = None,
+        connections: int = 512,
     ) -> None:
         self.timeout = timeout
         self._client = JsonPoster(
-            self.name, base_url, headers, connections=512, connect_timeout=10.0, send=send
+            self.name, base_url, headers, connections=connections, connect_timeout=10.0, send=send
         )
 
     async def close(self) -> None:
@@ -84,8 +85,10 @@ class OpenAIClient(HttpChatClient):
         *,
         timeout: float = 30.0,
         send: Send | None = None,
+        connections: int = 512,
     ) -> None:
-        super().__init__(base_url, {"Authorization": f"Bearer {api_key}"}, timeout, send)
+        bearer = {"Authorization": f"Bearer {api_key}"}
+        super().__init__(base_url, bearer, timeout, send, connections)
 
     def _path(self, request: ChatRequest) -> str:
         return "/chat/completions"
@@ -116,6 +119,7 @@ class AzureOpenAIClient(HttpChatClient):
         api_version: str = "2024-10-21",
         timeout: float = 45.0,
         send: Send | None = None,
+        connections: int = 512,
     ) -> None:
         if ad_token:
             headers = {"Authorization": f"Bearer {ad_token}"}
@@ -123,7 +127,7 @@ class AzureOpenAIClient(HttpChatClient):
             headers = {"api-key": api_key}
         else:
             raise ValueError("Azure OpenAI needs an API key or an Entra ID token")
-        super().__init__(endpoint, headers, timeout, send)
+        super().__init__(endpoint, headers, timeout, send, connections)
         self.deployment = deployment
         self.api_version = api_version
 
