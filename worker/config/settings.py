@@ -107,6 +107,12 @@ class Settings(BaseSettings):
     s3_endpoint_url: str | None = Field(
         None, validation_alias=AliasChoices("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
     )
+    message_group: str = Field(
+        "user",
+        pattern=r"^(user|campaign|one|none|data:[A-Za-z0-9_.-]{1,64})$",
+        description="MessageGroupId: user | campaign | one | data:<key> | none",
+    )
+    fifo_high_throughput: bool = Field(True, description="FIFO: per-group dedup and limits")
 
     # --- consumer -------------------------------------------------------
     concurrency: int = Field(64, ge=1, le=10_000)
@@ -254,6 +260,16 @@ class Settings(BaseSettings):
                 self.liveness_seconds > self.wait_seconds,
                 f"FLEET_LIVENESS_SECONDS ({self.liveness_seconds:g}) must exceed "
                 f"FLEET_WAIT_SECONDS ({self.wait_seconds}): a long poll is progress too",
+            ),
+            (
+                not (self.queue_name.endswith(".fifo") and self.message_group == "none"),
+                "FLEET_MESSAGE_GROUP=none: a FIFO queue (FLEET_QUEUE_NAME ends in .fifo) "
+                "needs a group; use one, user, campaign or data:<key>",
+            ),
+            (
+                not (self.queue_name.endswith(".fifo") and not self.priority_lanes),
+                "FLEET_PRIORITY_LANES=false: a FIFO fleet needs its side lane (the standard "
+                "queue sends travel on; see docs/fifo.md)",
             ),
             (
                 self.pollers <= self.concurrency,
