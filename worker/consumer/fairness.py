@@ -46,11 +46,13 @@ class Fairness:
         self._seen: dict[str, float] = {}
         self.requeued = 0  # messages turned away (the fleet requeues them)
 
-    def admit(self, user: str) -> bool:
-        """May this user's message start now? (Counts it in hand if so.)"""
+    def admit(self, user: str, *, force: bool = False) -> bool:
+        """May this user's message start now? (Counts it in hand if so.) ``force``: yes,
+        whatever the cap (a FIFO message on its last receive)."""
         now = time.monotonic()
         self._seen[user] = now
-        if self.enabled and self._in_hand[user] >= self.cap and self._others_active(user, now):
+        over = self.enabled and self._in_hand[user] >= self.cap
+        if not force and over and self._others_active(user, now):
             self.requeued += 1
             return False
         self._in_hand[user] += 1

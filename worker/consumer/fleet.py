@@ -25,6 +25,7 @@ import structlog
 from worker.config import ConsumerSettings
 from worker.consumer.fairness import Fairness, user_of
 from worker.consumer.heartbeat import Heartbeat
+from worker.consumer.ordered import Ordered, runs_of
 from worker.consumer.policy import retry_delay
 from worker.consumer.processor import Processor
 from worker.errors import QueueUnavailable
@@ -121,6 +122,7 @@ class Fleet:
         self._heartbeat = heartbeat
         self._capacity = Capacity(settings.concurrency)
         self._fair = Fairness(settings.concurrency, settings.user_share)
+        self._ordered = Ordered(settings, queue, processor, heartbeat, self._fair)
         self._tasks: set[asyncio.Task[object]] = set()
         self._stopping = asyncio.Event()
         self._fatal: BaseException | None = None
@@ -217,7 +219,11 @@ class Fleet:
             if self._stopping.is_set():
                 await self._release(messages)
                 continue
-            for message in messages:
+            for run in runs_of(messages, self._queue.ordered):
+                if self._queue.ordered(run[0]):  # a FIFO group's messages, in turn
+                    self._track(self._ordered.run(run, self._stopping.is_set, self._capacity.give))
+                    continue
+                message = run[0]
                 user = user_of(message)
                 if self._fair.admit(user):
                     self._start(message, user)

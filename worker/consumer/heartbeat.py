@@ -58,6 +58,11 @@ class Heartbeat:
     def track(self, message: Received, workflow_id: str) -> None:
         self._tracked[message.receipt_handle] = _Tracked(message, workflow_id, time.monotonic())
 
+    def hold(self, message: Received) -> None:
+        """Keep a received message invisible while it waits its turn (a FIFO group's
+        later messages): its visibility is extended; it has no lease yet."""
+        self._tracked[message.receipt_handle] = _Tracked(message, "", time.monotonic())
+
     def untrack(self, message: Received) -> None:
         self._tracked.pop(message.receipt_handle, None)
 
@@ -93,6 +98,8 @@ class Heartbeat:
                 tracked.extended_at = now
                 self.extensions += 1
         try:
-            await self._store.extend_leases([t.workflow_id for t in due], self._owner, self._lease)
+            leases = [t.workflow_id for t in due if t.workflow_id]
+            if leases:
+                await self._store.extend_leases(leases, self._owner, self._lease)
         except WorkerError as exc:
             log.warning("lease_extension_failed", error=str(exc), count=len(due))

@@ -1,0 +1,127 @@
+"""FIFO order inside one process: a group's messages of one receive batch, in turn.
+
+SQS hands out a FIFO group's next messages only once the ones in flight are gone, but
+one receive can bring several messages of the same group. The fleet runs those one
+after another in one task (different groups, and standard-queue messages, still run
+side by side), and stops a group's run at the first message that does not end:
+
+- ``completed``/``duplicate``/``dead_lettered``/``malformed``: the next one starts (a
+  poison message leaves for the DLQ and the rest of its group goes on);
+- anything else (``retried``, ``held``, ``unsaved``, ``released``, a fairness turn-away):
+  that message was hidden for some seconds, and the rest of the run is hidden one second
+  longer, so SQS hands the group out again head first (releasing them at once would let
+  the group's later messages overtake its head).
+
+Messages waiting their turn are kept invisible by the heartbeat. At shutdown the run's
+unstarted messages are released (visibility 0) after the one that was running.
+Fairness holds on FIFO too, without copies: a turned-away message is hidden for
+``FLEET_FAIR_DELAY`` (its group with it), unless it is on its last receive, which a
+turn-away would spend (SQS would dead-letter it unrun).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from worker.config import ConsumerSettings
+from worker.consumer.fairness import Fairness, user_of
+from worker.consumer.heartbeat import Heartbeat
+from worker.consumer.outcomes import Outcome
+from worker.consumer.processor import Processor
+from worker.queue import QueueClient, Received
+
+__all__ = ["GOES_ON", "Ordered", "runs_of"]
+
+GOES_ON: frozenset[Outcome] = frozenset({"completed", "duplicate", "dead_lettered", "malformed"})
+
+
+def runs_of(messages: list[Received], ordered: Callable[[Received], bool]) -> list[list[Received]]:
+    """A receive batch as runs: each FIFO group's messages in receive order (SQS's order
+    within a group), every other message alone."""
+    runs: list[list[Received]] = []
+    by_group: dict[str, list[Received]] = {}
+    for message in messages:
+        if not ordered(message) or message.group_id is None:
+            runs.append([message])
+        elif message.group_id in by_group:
+            by_group[message.group_id].append(message)
+        else:
+            by_group[message.group_id] = run = [message]
+            runs.append(run)
+    return runs
+
+
+class Ordered:
+    """Runs one FIFO group's messages of a batch in order (see the module's text)."""
+
+    def __init__(
+        self,
+        settings: ConsumerSettings,
+        queue: QueueClient,
+        processor: Processor,
+        heartbeat: Heartbeat,
+        fairness: Fairness,
+    ) -> None:
+        self._settings = settings
+        self._queue = queue
+        self._processor = processor
+        self._heartbeat = heartbeat
+        self._fair = fairness
+
+    async def run(
+        self, run: list[Received], stopping: Callable[[], bool], give: Callable[[], None]
+    ) -> None:
+        """Process ``run`` in order; ``give`` frees one handler slot per message done
+        (the task's own slot, the last, is freed by the fleet when the task ends)."""
+        for waiting in run[1:]:
+            self._heartbeat.hold(waiting)
+        index = 0
+        try:
+            for index, message in enumerate(run):
+                self._heartbeat.untrack(message)
+                if stopping():
+                    await self._put_back(run[index:], 0)
+                    return
+                if not await self._one(message):
+                    await self._put_back(run[index + 1 :], self._queue.hidden_for(message))
+                    return
+                self._queue.hidden_for(message)  # forget the heartbeat's extensions
+                if index < len(run) - 1:
+                    give()
+        except asyncio.CancelledError:
+            await asyncio.shield(
+                self._put_back(run[index + 1 :], self._queue.hidden_for(run[index]))
+            )
+            raise
+        finally:
+            for waiting in run:
+                self._heartbeat.untrack(waiting)
+
+    async def _one(self, message: Received) -> bool:
+        """Process (or turn away) one message; does its group go on?"""
+        user = user_of(message)
+        last = message.receive_count >= self._max_receives(message) - 1
+        if not self._fair.admit(user, force=last):
+            await self._processor.requeue_later(message, self._settings.fair_delay)
+            return False
+        try:
+            outcome = await self._processor.process(message)
+        finally:
+            self._fair.done(user)
+        return outcome in GOES_ON
+
+    def _max_receives(self, message: Received) -> int:
+        return self._queue.max_receives_for(message.lane) or self._settings.max_receives
+
+    async def _put_back(self, rest: list[Received], hidden: int | None) -> None:
+        """Hide the rest one second longer than the message before them (or release them
+        at once after a released one), so the group comes back head first."""
+        seconds = hidden + 1 if hidden else 0
+        for message in rest:
+            self._heartbeat.untrack(message)
+        await asyncio.gather(
+            *(self._queue.set_visibility(m, seconds) for m in rest), return_exceptions=True
+        )
+        for message in rest:
+            self._queue.hidden_for(message)
