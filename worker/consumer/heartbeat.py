@@ -81,7 +81,7 @@ class Heartbeat:
         if not due:
             return
         results = await asyncio.gather(
-            *(self._queue.set_visibility(t.message, self._visibility) for t in due),
+            *(self._queue.extend_visibility(t.message, self._visibility) for t in due),
             return_exceptions=True,
         )
         for tracked, result in zip(due, results, strict=True):

@@ -5,12 +5,14 @@ one receive can bring several messages of the same group. The fleet runs those o
 after another in one task (different groups, and standard-queue messages, still run
 side by side), and stops a group's run at the first message that does not end:
 
-- ``completed``/``duplicate``/``dead_lettered``/``malformed``: the next one starts (a
-  poison message leaves for the DLQ and the rest of its group goes on);
-- anything else (``retried``, ``held``, ``unsaved``, ``released``, a fairness turn-away):
-  that message was hidden for some seconds, and the rest of the run is hidden one second
-  longer, so SQS hands the group out again head first (releasing them at once would let
-  the group's later messages overtake its head).
+- ``completed``/``duplicate``/``dead_lettered``/``malformed`` with the message gone
+  from the queue: the next one starts (a poison message leaves for the DLQ and the rest
+  of its group goes on);
+- anything else (``retried``, ``held``, ``unsaved``, ``released``, a fairness turn-away,
+  or a last failure left for SQS's redrive to take): that message is still on the queue,
+  hidden for some seconds (the last visibility the settle step set), and the rest of the
+  run is hidden one second longer, so SQS hands the group out again head first
+  (releasing them at once would let the group's later messages overtake its head).
 
 Messages waiting their turn are kept invisible by the heartbeat. At shutdown the run's
 unstarted messages are released (visibility 0) after the one that was running.
@@ -83,33 +85,33 @@ class Ordered:
                 if stopping():
                     await self._put_back(run[index:], 0)
                     return
-                if not await self._one(message):
-                    await self._put_back(run[index + 1 :], self._queue.hidden_for(message))
+                outcome = await self._one(message)
+                hidden = self._queue.hidden_for(message)
+                if outcome not in GOES_ON or hidden is not None:
+                    # still on the queue (hidden, or released): the rest waits behind it
+                    unknown = self._settings.visibility_timeout  # a failed visibility change
+                    await self._put_back(run[index + 1 :], unknown if hidden is None else hidden)
                     return
-                self._queue.hidden_for(message)  # forget the heartbeat's extensions
                 if index < len(run) - 1:
                     give()
         except asyncio.CancelledError:
-            await asyncio.shield(
-                self._put_back(run[index + 1 :], self._queue.hidden_for(run[index]))
-            )
+            rest, hidden = run[index + 1 :], self._queue.hidden_for(run[index])
+            await asyncio.shield(self._put_back(rest, hidden or 0))
             raise
         finally:
             for waiting in run:
                 self._heartbeat.untrack(waiting)
 
-    async def _one(self, message: Received) -> bool:
-        """Process (or turn away) one message; does its group go on?"""
+    async def _one(self, message: Received) -> Outcome:
+        """Process (or turn away) one message."""
         user = user_of(message)
         last = message.receive_count >= self._max_receives(message) - 1
         if not self._fair.admit(user, force=last):
-            await self._processor.requeue_later(message, self._settings.fair_delay)
-            return False
+            return await self._processor.requeue_later(message, self._settings.fair_delay)
         try:
-            outcome = await self._processor.process(message)
+            return await self._processor.process(message)
         finally:
             self._fair.done(user)
-        return outcome in GOES_ON
 
     def _max_receives(self, message: Received) -> int:
         return self._queue.max_receives_for(message.lane) or self._settings.max_receives

@@ -209,6 +209,10 @@ class QueueClient(QueueSending):
             self._hidden[message.receipt_handle] = seconds
         await self._of(message.lane).visibility.submit((message, seconds))
 
+    async def extend_visibility(self, message: Received, seconds: int) -> None:
+        """The heartbeat's extension (not a verdict: ``hidden_for`` does not hear of it)."""
+        await self._of(message.lane).visibility.submit((message, max(0, min(43_200, seconds))))
+
     def hidden_for(self, message: Received) -> int | None:
         """FIFO: the last visibility set on this message (and forget it), or None."""
         return self._hidden.pop(message.receipt_handle, None)

@@ -1,0 +1,231 @@
+"""FIFO fleets (issue 13): per-group order across processes, retries, a poison message,
+SIGKILL; SQS's deduplication; sends on their standard lane; replay into the group. And
+the pure pieces: group keys, send fields, batch runs, the names of a FIFO fleet."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import signal
+import uuid
+from typing import Any
+
+import pytest
+
+from devstack import FakeGateway
+from tests.support import (
+    API_KEY,
+    Factory,
+    LoggedProcess,
+    drain,
+    env_for,
+    envelope,
+    query,
+    queue_for,
+    run_until,
+)
+from worker.config import load_settings
+from worker.consumer.ordered import runs_of
+from worker.errors import ConfigError
+from worker.ops.dlq import DlqWorkbench
+from worker.producer import Producer
+from worker.queue import Received
+from worker.queue.keys import Keys, group_of, send_fields
+from worker.store import Store
+
+TOLERANCE = 0.05
+
+
+def intent(user: str, seq: int, *markers: str) -> dict[str, Any]:
+    return {
+        "type": "message_generation",
+        "userId": user,
+        "data": {"context": f"step {seq} {' '.join(markers)}", "seq": seq},
+    }
+
+
+async def statuses(store: Store, ids: list[str]) -> list[dict[str, Any]]:
+    return await query(
+        store,
+        "SELECT id, status, completed_at FROM workflows WHERE id = ANY(%s) ORDER BY completed_at",
+        (ids,),
+    )
+
+
+async def wait_for(predicate: Any, within: float) -> None:
+    async with asyncio.timeout(within):
+        while not await predicate():  # noqa: ASYNC110 - the state is in other processes
+            await asyncio.sleep(0.3)
+
+
+# --- pure ---------------------------------------------------------------------------
+def test_group_of_each_mode() -> None:
+    env = envelope(
+        {
+            "type": "content_validation",
+            "userId": "u 1",
+            "data": {"content": "x", "campaignId": "c9", "shop": "s2"},
+        }
+    )
+    assert group_of(env, "user") == "u_1"  # SQS's alphabet: no spaces
+    assert group_of(env, "campaign") == "c9"
+    assert group_of(env, "data:shop") == "s2"
+    assert group_of(env, "data:missing") == "u_1"  # falls back to the user
+    assert group_of(env, "one") == "fleet"
+    assert group_of(env, "none") is None
+
+
+def test_send_fields_by_queue_kind() -> None:
+    keys = Keys("u1", "wf-1")
+    assert send_fields(keys, fifo=True) == {
+        "MessageGroupId": "u1",
+        "MessageDeduplicationId": "wf-1",
+    }
+    assert send_fields(keys, fifo=False, delay=5) == {"DelaySeconds": 5, "MessageGroupId": "u1"}
+    assert send_fields(Keys(None), fifo=False) == {}
+    fresh = send_fields(Keys("u1"), fifo=True)["MessageDeduplicationId"]
+    assert fresh != send_fields(Keys("u1"), fifo=True)["MessageDeduplicationId"]
+    with pytest.raises(ValueError, match="FIFO"):
+        send_fields(keys, fifo=True, delay=3)
+
+
+def test_runs_keep_each_group_in_receive_order() -> None:
+    def msg(n: int, group: str | None) -> Received:
+        return Received(str(n), f"r{n}", "{}", 1, 0, group_id=group)
+
+    batch = [msg(1, "a"), msg(2, "b"), msg(3, "a"), msg(4, None), msg(5, "a")]
+    runs = runs_of(batch, lambda m: m.group_id is not None)
+    assert [[m.message_id for m in run] for run in runs] == [["1", "3", "5"], ["2"], ["4"]]
+    alone = runs_of(batch, lambda m: False)  # a standard queue: every message on its own
+    assert [len(run) for run in alone] == [1] * 5
+
+
+def test_fifo_names_and_rules() -> None:
+    settings = load_settings(queue_name="orders.fifo")
+    assert settings.dead_letter_queue_name == "orders-dlq.fifo"
+    assert settings.priority_lane_name == "orders-priority"  # the standard side lane
+    with pytest.raises(ConfigError, match="FLEET_MESSAGE_GROUP"):
+        load_settings(queue_name="orders.fifo", message_group="none")
+    with pytest.raises(ConfigError, match="FLEET_PRIORITY_LANES"):
+        load_settings(queue_name="orders.fifo", priority_lanes=False)
+    with pytest.raises(ConfigError, match="FLEET_MESSAGE_GROUP"):
+        load_settings(message_group="tenant")
+
+
+# --- on LocalStack ------------------------------------------------------------------
+def fifo_name() -> str:
+    return f"t-{uuid.uuid4().hex[:12]}.fifo"
+
+
+@pytest.mark.timeout(180)
+async def test_order_per_user_across_two_processes_retries_poison_and_sigkill(
+    make_settings: Factory, store: Store
+) -> None:
+    settings = await make_settings(queue_name=fifo_name(), max_receives=10)
+    tag = uuid.uuid4().hex[:6]
+    users = [f"u{n}-{tag}" for n in range(3)]
+    poison = (users[1], 12)
+    intents = []
+    for seq, user in itertools.product(range(30), users):
+        markers = []
+        if (user, seq) == poison:
+            markers.append("[[fake:reject]]")  # a 400: permanent, to the DLQ at once
+        elif seq % 7 == 3:  # a transient fault: this message retries through SQS
+            markers.append(f"[[fake:transient:{user}-{seq}:1]]")
+        intents.append(intent(user, seq, *markers))
+    async with Producer(settings) as producer:
+        entries = await producer.submit_many(intents)
+    assert all(e.ok for e in entries)
+    ids = {
+        (i["userId"], i["data"]["seq"]): e.workflow_id
+        for i, e in zip(intents, entries, strict=True)
+    }
+    seq_of = {wid: key for key, wid in ids.items()}
+    everyone = [str(w) for w in ids.values()]
+
+    async def ended(count: int) -> bool:
+        rows = await statuses(store, everyone)
+        return sum(r["status"] in ("completed", "failed") for r in rows) >= count
+
+    env = env_for(settings)
+    workers = [await LoggedProcess.start(["run"], env) for _ in range(2)]
+    try:
+        await wait_for(lambda: ended(30), within=60)
+        workers[0].send_signal(signal.SIGKILL)  # mid-run: its messages come back
+        await workers[0].finish()
+        workers.append(await LoggedProcess.start(["run"], env))
+        await wait_for(lambda: ended(90), within=90)
+    finally:
+        codes = [(await w.finish(signal.SIGTERM, within=30))[0] for w in workers[1:]]
+    assert codes == [0, 0]
+    rows = await statuses(store, everyone)
+    failed = [seq_of[r["id"]] for r in rows if r["status"] == "failed"]
+    assert failed == [poison]
+    for user in users:
+        done = [
+            seq_of[r["id"]][1]
+            for r in rows
+            if r["status"] == "completed" and seq_of[r["id"]][0] == user
+        ]
+        expected = [s for s in range(30) if (user, s) != poison]
+        assert done == expected, f"{user} completed out of order"
+
+    async with queue_for(settings) as queue:
+        workbench = DlqWorkbench(queue, store)
+        entries_dlq = await workbench.scan(hold_seconds=5)
+        assert [e.workflow_id for e in entries_dlq] == [ids[poison]]
+        assert entries_dlq[0].message.group_id == poison[0]  # the FIFO DLQ kept the group
+        await workbench.replay(entries_dlq)
+        back = await queue.receive(10, 2)
+        assert [(m.group_id, m.message_id != entries_dlq[0].message.message_id) for m in back] == [
+            (poison[0], True)
+        ]
+        await queue.purge()
+
+
+async def test_a_duplicate_send_within_the_window_runs_once(
+    make_settings: Factory, store: Store
+) -> None:
+    settings = await make_settings(queue_name=fifo_name())
+    workflow_id = uuid.uuid4()
+    async with Producer(settings) as producer:
+        for _ in range(2):  # a producer's retry of the same workflow
+            await producer.submit(intent("dup-user", 1), workflow_id=workflow_id)
+    stats = await drain(settings)
+    assert stats.received == 1  # SQS dropped the second copy: the claim never saw it
+    assert stats.outcomes == {"completed": 1}
+    row = await store.workflow(str(workflow_id))
+    assert row is not None and row["status"] == "completed"
+
+
+@pytest.mark.timeout(120)
+async def test_sends_on_a_fifo_fleet_keep_their_spacing(
+    make_settings: Factory, store: Store
+) -> None:
+    with FakeGateway(token=API_KEY) as gateway:
+        settings = await make_settings(
+            queue_name=fifo_name(), send_gateway_url=gateway.endpoint, send_spacing=2
+        )
+        creator = f"c-{uuid.uuid4().hex[:6]}"
+        async with Producer(settings) as producer:
+            await producer.submit_many(
+                {
+                    "type": "message_generation",
+                    "userId": creator,
+                    "recipientId": "fan-1",
+                    "sendToOnlyFans": True,
+                    "data": {"context": f"msg {i}"},
+                }
+                for i in range(4)
+            )
+
+        async def all_sent() -> bool:
+            return len(gateway.deliveries) >= 4
+
+        stats = await run_until(settings, all_sent, within=60)
+        times = next(iter(gateway.per_pair().values()))
+        assert len(times) == 4
+        assert min(b - a for a, b in itertools.pairwise(times)) >= 2 - TOLERANCE
+        assert stats.outcomes.get("completed", 0) >= 8  # 4 generations + 4 sends
+        async with queue_for(settings) as queue:
+            assert queue.lanes["priority"].fifo is False  # sends travel on the standard lane
