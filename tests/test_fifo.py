@@ -132,6 +132,8 @@ async def test_order_per_user_across_two_processes_retries_poison_and_sigkill(
             markers.append("[[fake:reject]]")  # a 400: permanent, to the DLQ at once
         elif seq % 7 == 3:  # a transient fault: this message retries through SQS
             markers.append(f"[[fake:transient:{user}-{seq}:1]]")
+        elif seq % 5 == 0:  # slow: run side by side, the ones after it would finish first
+            markers.append("[[fake:slow:400]]")
         intents.append(intent(user, seq, *markers))
     async with Producer(settings) as producer:
         entries = await producer.submit_many(intents)

@@ -14,8 +14,10 @@ side by side), and stops a group's run at the first message that does not end:
   run is hidden one second longer, so SQS hands the group out again head first
   (releasing them at once would let the group's later messages overtake its head).
 
-Messages waiting their turn are kept invisible by the heartbeat. At shutdown the run's
-unstarted messages are released (visibility 0) after the one that was running.
+Messages waiting their turn are kept invisible by the heartbeat, each extension a
+little shorter than the running message's, so a killed process's run comes back
+together, head first. At shutdown the run's unstarted messages are released
+(visibility 0) right after the one that was running.
 Fairness holds on FIFO too, without copies: a turned-away message is hidden for
 ``FLEET_FAIR_DELAY`` (its group with it), unless it is on its last receive, which a
 turn-away would spend (SQS would dead-letter it unrun).
@@ -77,7 +79,7 @@ class Ordered:
         """Process ``run`` in order; ``give`` frees one handler slot per message done
         (the task's own slot, the last, is freed by the fleet when the task ends)."""
         for waiting in run[1:]:
-            self._heartbeat.hold(waiting)
+            self._heartbeat.hold(waiting, self._waiting_seconds())
         index = 0
         try:
             for index, message in enumerate(run):
@@ -87,16 +89,14 @@ class Ordered:
                     return
                 outcome = await self._one(message)
                 hidden = self._queue.hidden_for(message)
-                if outcome not in GOES_ON or hidden is not None:
-                    # still on the queue (hidden, or released): the rest waits behind it
-                    unknown = self._settings.visibility_timeout  # a failed visibility change
-                    await self._put_back(run[index + 1 :], unknown if hidden is None else hidden)
+                if outcome not in GOES_ON or hidden is not None:  # still on the queue
+                    await self._stop_behind(message, hidden, run[index + 1 :])
                     return
                 if index < len(run) - 1:
                     give()
         except asyncio.CancelledError:
-            rest, hidden = run[index + 1 :], self._queue.hidden_for(run[index])
-            await asyncio.shield(self._put_back(rest, hidden or 0))
+            self._queue.hidden_for(run[index])  # released at once (``Settler.release``)
+            await asyncio.shield(self._put_back(run[index + 1 :], 0))
             raise
         finally:
             for waiting in run:
@@ -116,10 +116,27 @@ class Ordered:
     def _max_receives(self, message: Received) -> int:
         return self._queue.max_receives_for(message.lane) or self._settings.max_receives
 
-    async def _put_back(self, rest: list[Received], hidden: int | None) -> None:
-        """Hide the rest one second longer than the message before them (or release them
-        at once after a released one), so the group comes back head first."""
-        seconds = hidden + 1 if hidden else 0
+    def _waiting_seconds(self) -> int:
+        """A waiting message's extension: shorter than the running one's by more than a
+        heartbeat interval, so were this process to die, its run would come back to the
+        queue no later than the message before it."""
+        interval = self._settings.heartbeat_interval
+        return max(1, int(self._settings.visibility_timeout - interval - 1))
+
+    async def _stop_behind(self, head: Received, hidden: int | None, rest: list[Received]) -> None:
+        """``head`` went back to the queue, hidden ``hidden`` s (None: a visibility change
+        failed, so the visibility timeout). The rest of the run goes back a second before
+        it (never at once: a message made visible while its group's head is in flight
+        lets the group's later messages out). A head due in under 2 s is hidden 2 s."""
+        seconds = self._settings.visibility_timeout if hidden is None else hidden
+        if seconds < 2:
+            await asyncio.gather(self._queue.set_visibility(head, 2), return_exceptions=True)
+            self._queue.hidden_for(head)
+            seconds = 2
+        await self._put_back(rest, seconds - 1)
+
+    async def _put_back(self, rest: list[Received], seconds: int) -> None:
+        """Hide the rest ``seconds`` (0: release them, after a released head)."""
         for message in rest:
             self._heartbeat.untrack(message)
         await asyncio.gather(
