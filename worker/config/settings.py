@@ -25,6 +25,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from worker.config.fifo import fifo_rules
 from worker.config.groups import (
     ConsumerSettings,
     OperationsSettings,
@@ -261,16 +262,7 @@ class Settings(BaseSettings):
                 f"FLEET_LIVENESS_SECONDS ({self.liveness_seconds:g}) must exceed "
                 f"FLEET_WAIT_SECONDS ({self.wait_seconds}): a long poll is progress too",
             ),
-            (
-                not (self.queue_name.endswith(".fifo") and self.message_group == "none"),
-                "FLEET_MESSAGE_GROUP=none: a FIFO queue (FLEET_QUEUE_NAME ends in .fifo) "
-                "needs a group; use one, user, campaign or data:<key>",
-            ),
-            (
-                not (self.queue_name.endswith(".fifo") and not self.priority_lanes),
-                "FLEET_PRIORITY_LANES=false: a FIFO fleet needs its side lane (the standard "
-                "queue sends travel on; see docs/fifo.md)",
-            ),
+            *fifo_rules(self),
             (
                 self.pollers <= self.concurrency,
                 f"FLEET_POLLERS ({self.pollers}) must not exceed "
