@@ -7,7 +7,9 @@ Scenarios (all on the local stack, queues pre-filled):
             4 pollers like the bare loop, at the default 64 slots and at 128;
 * seed      provider latency lognormal P50 1.2 s / P95 3.5 s / P99 8.2 s at
             concurrency 64, 256 and 512 (one process);
-* scale     the overhead scenario (128 slots) with 1 and 2 processes.
+* scale     the overhead scenario (128 slots) with 1 and 2 processes;
+* fifo      the same load on a standard and on a FIFO queue, back to back
+            (``fifo_bench``): what per-user order costs in throughput.
 
 Every scenario reports CPU seconds per 1,000 messages of its own processes;
 that figure does not depend on the queue server's speed.
@@ -30,6 +32,7 @@ import psutil
 
 from devstack.demo import DEMO_KEY, StackUrls, demo_settings
 from devstack.fake_llm import FakeConfig, Latency
+from devstack.fifo_bench import fifo_scenarios
 from worker.aws import aws_client
 from worker.config import Settings
 from worker.contract import Envelope, Intent
@@ -176,11 +179,11 @@ async def _fill(settings: Settings, count: int) -> dict[str, float]:
     return sent
 
 
-async def _fresh_queue(urls: StackUrls, **overrides: Any) -> Settings:
+async def _fresh_queue(urls: StackUrls, *, fifo: bool = False, **overrides: Any) -> Settings:
     settings = demo_settings(
         urls,
         log_level="WARNING",
-        queue_name=f"bench-{uuid.uuid4().hex[:8]}",
+        queue_name=f"bench-{uuid.uuid4().hex[:8]}" + (".fifo" if fifo else ""),
         cloudwatch_enabled=False,
         user_share=1.0,
         cache_ttl=0,
@@ -256,8 +259,9 @@ async def fleet_run(
     concurrency: int = 64,
     pollers: int = 4,
     latency: Latency | None = None,
+    fifo: bool = False,
 ) -> Result:
-    settings = await _fresh_queue(urls, concurrency=concurrency, pollers=pollers)
+    settings = await _fresh_queue(urls, fifo=fifo, concurrency=concurrency, pollers=pollers)
     urls.fake.config = FakeConfig(latency=latency)
     sent = await _fill(settings, count)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLEET_", "AWS_"))}
@@ -331,6 +335,7 @@ async def fleet_run(
             "processes": processes,
             "cores_used": window.cores(),
             "concurrency": concurrency,
+            "queue_kind": "fifo" if fifo else "standard",
             "enqueue_to_done_p50_s": round(_pct(to_done, 0.5), 3),
             "enqueue_to_done_p95_s": round(_pct(to_done, 0.95), 3),
             "enqueue_to_done_p99_s": round(_pct(to_done, 0.99), 3),
@@ -381,6 +386,7 @@ async def run_bench(urls: StackUrls, *, quick: bool, log: Callable[[str], None])
             concurrency=128,
         )
     )
+    fifo = await fifo_scenarios(urls, quick, step)
     seed = {r.extra["concurrency"]: r for r in results if r.scenario.startswith("seed")}
     at_256 = seed.get(256)
     summary = {
@@ -390,6 +396,7 @@ async def run_bench(urls: StackUrls, *, quick: bool, log: Callable[[str], None])
         "seed_best_msgs_per_s": round(max(r.per_second for r in seed.values())),
         "seed_256_overhead_p99_ms": at_256.extra["overhead_p99_ms"] if at_256 else None,
         "seed_256_peak_rss_mb": at_256.extra["peak_rss_mb"] if at_256 else None,
+        "fifo_vs_standard": fifo,
         "targets": {
             "overhead_ratio_min": 0.9,
             "cpu_ratio_max": 4.0,
