@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import signal
 import uuid
 from typing import Any
@@ -20,6 +21,7 @@ from tests.support import (
     drain,
     env_for,
     envelope,
+    fleet,
     query,
     queue_for,
     run_until,
@@ -198,6 +200,9 @@ async def test_a_duplicate_send_within_the_window_runs_once(
     assert stats.outcomes == {"completed": 1}
     row = await store.workflow(str(workflow_id))
     assert row is not None and row["status"] == "completed"
+    status = fleet(["status", "-o", "json"], env_for(settings))
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["queueKind"] == "fifo"
 
 
 @pytest.mark.timeout(120)
