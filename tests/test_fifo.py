@@ -236,3 +236,81 @@ async def test_sends_on_a_fifo_fleet_keep_their_spacing(
         assert stats.outcomes.get("completed", 0) >= 8  # 4 generations + 4 sends
         async with queue_for(settings) as queue:
             assert queue.lanes["priority"].fifo is False  # sends travel on the standard lane
+
+
+class _Queue:
+    """What ``Ordered`` uses of ``QueueClient``: visibility changes, recorded."""
+
+    def __init__(self) -> None:
+        self.hidden: dict[str, int] = {}
+        self.calls: list[tuple[str, int]] = []
+
+    def max_receives_for(self, lane: str) -> int:
+        return 5
+
+    async def set_visibility(self, message: Received, seconds: int) -> None:
+        self.hidden[message.receipt_handle] = seconds
+        self.calls.append((message.message_id, seconds))
+
+    def hidden_for(self, message: Received) -> int | None:
+        return self.hidden.pop(message.receipt_handle, None)
+
+
+class _Heartbeat:
+    def __init__(self) -> None:
+        self.held: set[str] = set()
+
+    def hold(self, message: Received, seconds: int) -> None:
+        self.held.add(message.message_id)
+
+    def untrack(self, message: Received) -> None:
+        self.held.discard(message.message_id)
+
+
+class _Processor:
+    def __init__(self, queue: _Queue, outcomes: dict[str, tuple[str, int | None]]) -> None:
+        self.queue, self.outcomes, self.ran = queue, outcomes, []
+
+    async def process(self, message: Received) -> str:
+        self.ran.append(message.message_id)
+        outcome, hide = self.outcomes.get(message.message_id, ("completed", None))
+        if hide is not None:
+            await self.queue.set_visibility(message, hide)
+        return outcome
+
+
+def _ordered(outcomes: dict[str, tuple[str, int | None]]) -> tuple[Any, _Queue, _Processor]:
+    from worker.consumer.fairness import Fairness
+    from worker.consumer.ordered import Ordered
+
+    settings = load_settings(visibility_timeout=30, heartbeat_interval=10).consumer
+    queue = _Queue()
+    processor = _Processor(queue, outcomes)
+    ordered = Ordered(settings, queue, processor, _Heartbeat(), Fairness(16, 1.0))  # type: ignore[arg-type]
+    return ordered, queue, processor
+
+
+def _run(n: int) -> list[Received]:
+    return [Received(str(i), f"r{i}", "{}", 1, 0, group_id="g") for i in range(n)]
+
+
+async def test_a_run_stops_at_a_retry_and_puts_the_rest_back_a_second_earlier() -> None:
+    ordered, queue, processor = _ordered({"1": ("retried", 5), "3": ("completed", None)})
+    slots: list[int] = []
+    await ordered.run(_run(4), lambda: False, lambda: slots.append(1))
+    assert processor.ran == ["0", "1"]  # nothing after the retried one runs
+    assert queue.calls == [("1", 5), ("2", 4), ("3", 4)]  # the rest back before the head
+    assert len(slots) == 3  # every slot but the task's own is given back
+
+
+async def test_a_run_goes_on_past_a_dead_letter_and_a_short_hide_becomes_two_seconds() -> None:
+    ordered, queue, processor = _ordered({"0": ("dead_lettered", None), "1": ("retried", 1)})
+    await ordered.run(_run(3), lambda: False, lambda: None)
+    assert processor.ran == ["0", "1"]  # the poison left; the next one ran
+    assert queue.calls == [("1", 1), ("1", 2), ("2", 1)]
+
+
+async def test_a_stopping_run_releases_what_it_did_not_start() -> None:
+    ordered, queue, processor = _ordered({})
+    await ordered.run(_run(3), lambda: True, lambda: None)
+    assert processor.ran == [] and queue.calls == [("0", 0), ("1", 0), ("2", 0)]

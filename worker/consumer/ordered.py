@@ -76,11 +76,11 @@ class Ordered:
     async def run(
         self, run: list[Received], stopping: Callable[[], bool], give: Callable[[], None]
     ) -> None:
-        """Process ``run`` in order; ``give`` frees one handler slot per message done
-        (the task's own slot, the last, is freed by the fleet when the task ends)."""
+        """Process ``run`` in order; ``give`` frees one handler slot per message done or
+        put back (the task's own slot, the last, is freed by the fleet when it ends)."""
         for waiting in run[1:]:
             self._heartbeat.hold(waiting, self._waiting_seconds())
-        index = 0
+        index = given = 0
         try:
             for index, message in enumerate(run):
                 self._heartbeat.untrack(message)
@@ -94,6 +94,7 @@ class Ordered:
                     return
                 if index < len(run) - 1:
                     give()
+                    given += 1
         except asyncio.CancelledError:
             self._queue.hidden_for(run[index])  # released at once (``Settler.release``)
             await asyncio.shield(self._put_back(run[index + 1 :], 0))
@@ -101,6 +102,8 @@ class Ordered:
         finally:
             for waiting in run:
                 self._heartbeat.untrack(waiting)
+            for _ in range(len(run) - 1 - given):  # the slots of messages put back
+                give()
 
     async def _one(self, message: Received) -> Outcome:
         """Process (or turn away) one message."""
