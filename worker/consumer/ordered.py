@@ -76,11 +76,13 @@ class Ordered:
     async def run(
         self, run: list[Received], stopping: Callable[[], bool], give: Callable[[], None]
     ) -> None:
-        """Process ``run`` in order; ``give`` frees one handler slot per message done or
-        put back (the task's own slot, the last, is freed by the fleet when it ends)."""
+        """Process ``run`` in order. A run is one handler at a time, so it keeps one slot:
+        ``give`` frees the others at once (the fleet frees the last when the task ends).
+        Waiting messages cost no handler; SQS bounds them (ten per locked group)."""
         for waiting in run[1:]:
             self._heartbeat.hold(waiting, self._waiting_seconds())
-        index = given = 0
+            give()
+        index = 0
         try:
             for index, message in enumerate(run):
                 self._heartbeat.untrack(message)
@@ -92,9 +94,6 @@ class Ordered:
                 if outcome not in GOES_ON or hidden is not None:  # still on the queue
                     await self._stop_behind(message, hidden, run[index + 1 :])
                     return
-                if index < len(run) - 1:
-                    give()
-                    given += 1
         except asyncio.CancelledError:
             self._queue.hidden_for(run[index])  # released at once (``Settler.release``)
             await asyncio.shield(self._put_back(run[index + 1 :], 0))
@@ -102,8 +101,6 @@ class Ordered:
         finally:
             for waiting in run:
                 self._heartbeat.untrack(waiting)
-            for _ in range(len(run) - 1 - given):  # the slots of messages put back
-                give()
 
     async def _one(self, message: Received) -> Outcome:
         """Process (or turn away) one message."""
