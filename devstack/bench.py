@@ -261,7 +261,14 @@ async def fleet_run(
     latency: Latency | None = None,
     fifo: bool = False,
 ) -> Result:
-    settings = await _fresh_queue(urls, fifo=fifo, concurrency=concurrency, pollers=pollers)
+    settings = await _fresh_queue(  # the queue's own visibility timeout as the workers'
+        urls,
+        fifo=fifo,
+        concurrency=concurrency,
+        pollers=pollers,
+        visibility_timeout=60,
+        heartbeat_interval=20,
+    )
     urls.fake.config = FakeConfig(latency=latency)
     sent = await _fill(settings, count)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLEET_", "AWS_"))}
