@@ -195,8 +195,13 @@ async def test_a_duplicate_send_within_the_window_runs_once(
     async with Producer(settings) as producer:
         for _ in range(2):  # a producer's retry of the same workflow
             await producer.submit(intent("dup-user", 1), workflow_id=workflow_id)
+    envelope_json = json.dumps(
+        {"version": 1, "workflowId": str(workflow_id), "intent": intent("dup-user", 1)}
+    )
+    sent = fleet(["enqueue", "--intent", envelope_json], env_for(settings))  # the CLI door
+    assert sent.returncode == 0, sent.stderr
     stats = await drain(settings)
-    assert stats.received == 1  # SQS dropped the second copy: the claim never saw it
+    assert stats.received == 1  # SQS dropped both copies: the claim never saw them
     assert stats.outcomes == {"completed": 1}
     row = await store.workflow(str(workflow_id))
     assert row is not None and row["status"] == "completed"
@@ -314,3 +319,20 @@ async def test_a_stopping_run_releases_what_it_did_not_start() -> None:
     ordered, queue, processor = _ordered({})
     await ordered.run(_run(3), lambda: True, lambda: None)
     assert processor.ran == [] and queue.calls == [("0", 0), ("1", 0), ("2", 0)]
+
+
+async def test_standard_queue_messages_carry_the_tenant_key(make_settings: Factory) -> None:
+    settings = await make_settings()  # a standard queue, FLEET_MESSAGE_GROUP=user
+    async with Producer(settings) as producer:
+        await producer.submit(intent("tenant-7", 1))
+        await producer.submit({**intent("tenant-8", 1), "priority": "high"})  # priority lane
+    async with queue_for(settings) as queue:
+        got = await queue.receive(10, 1) + await queue.receive(10, 1, "priority")
+        assert sorted((m.lane, m.group_id) for m in got) == [
+            ("priority", "tenant-8"),
+            ("standard", "tenant-7"),
+        ]
+        assert not any(queue.ordered(m) for m in got)  # a tenant key, not an order
+        await queue.move_to_dlq(got[0], {"errorClass": "permanent"})
+        moved = await queue.receive_dlq(10, 1, lane=got[0].lane)
+        assert [m.group_id for m in moved] == [got[0].group_id]  # DLQ copies keep it
