@@ -26,13 +26,15 @@ from tests.support import (
     queue_for,
     run_until,
 )
+from worker.batcher import Batcher
 from worker.config import load_settings
 from worker.consumer.ordered import runs_of
 from worker.errors import ConfigError
 from worker.ops.dlq import DlqWorkbench
 from worker.producer import Producer
-from worker.queue import Received
+from worker.queue import QueueClient, Received
 from worker.queue.keys import Keys, group_of, send_fields
+from worker.queue.lanes import Lane
 from worker.store import Store
 
 TOLERANCE = 0.05
@@ -243,22 +245,22 @@ async def test_sends_on_a_fifo_fleet_keep_their_spacing(
             assert queue.lanes["priority"].fifo is False  # sends travel on the standard lane
 
 
-class _Queue:
-    """What ``Ordered`` uses of ``QueueClient``: visibility changes, recorded."""
+def _queue() -> tuple[QueueClient, list[tuple[str, int]]]:
+    """A QueueClient whose FIFO lane records its ChangeMessageVisibilityBatch entries."""
+    calls: list[tuple[str, int]] = []
 
-    def __init__(self) -> None:
-        self.hidden: dict[str, int] = {}
-        self.calls: list[tuple[str, int]] = []
+    async def visibility(batch: list[tuple[Received, int]]) -> list[BaseException | None]:
+        calls.extend((m.message_id, seconds) for m, seconds in batch)
+        return [None] * len(batch)
 
-    def max_receives_for(self, lane: str) -> int:
-        return 5
+    async def deletes(batch: list[Received]) -> list[BaseException | None]:
+        return [None] * len(batch)
 
-    async def set_visibility(self, message: Received, seconds: int) -> None:
-        self.hidden[message.receipt_handle] = seconds
-        self.calls.append((message.message_id, seconds))
-
-    def hidden_for(self, message: Received) -> int | None:
-        return self.hidden.pop(message.receipt_handle, None)
+    queue = QueueClient("w.fifo", "w-dlq.fifo", endpoint=None, region="us-east-1")
+    queue.lanes["standard"] = Lane(
+        "standard", "w.fifo", "u/w.fifo", "u/w-dlq.fifo", 5, Batcher(deletes), Batcher(visibility)
+    )
+    return queue, calls
 
 
 class _Heartbeat:
@@ -273,7 +275,7 @@ class _Heartbeat:
 
 
 class _Processor:
-    def __init__(self, queue: _Queue, outcomes: dict[str, tuple[str, int | None]]) -> None:
+    def __init__(self, queue: QueueClient, outcomes: dict[str, tuple[str, int | None]]) -> None:
         self.queue, self.outcomes, self.ran = queue, outcomes, []
 
     async def process(self, message: Received) -> str:
@@ -284,15 +286,17 @@ class _Processor:
         return outcome
 
 
-def _ordered(outcomes: dict[str, tuple[str, int | None]]) -> tuple[Any, _Queue, _Processor]:
+def _ordered(
+    outcomes: dict[str, tuple[str, int | None]],
+) -> tuple[Any, list[tuple[str, int]], _Processor]:
     from worker.consumer.fairness import Fairness
     from worker.consumer.ordered import Ordered
 
     settings = load_settings(visibility_timeout=30, heartbeat_interval=10).consumer
-    queue = _Queue()
+    queue, calls = _queue()
     processor = _Processor(queue, outcomes)
     ordered = Ordered(settings, queue, processor, _Heartbeat(), Fairness(16, 1.0))  # type: ignore[arg-type]
-    return ordered, queue, processor
+    return ordered, calls, processor
 
 
 def _run(n: int) -> list[Received]:
@@ -300,25 +304,31 @@ def _run(n: int) -> list[Received]:
 
 
 async def test_a_run_stops_at_a_retry_and_puts_the_rest_back_a_second_earlier() -> None:
-    ordered, queue, processor = _ordered({"1": ("retried", 5), "3": ("completed", None)})
+    ordered, calls, processor = _ordered({"1": ("retried", 5), "3": ("completed", None)})
     slots: list[int] = []
     await ordered.run(_run(4), lambda: False, lambda: slots.append(1))
     assert processor.ran == ["0", "1"]  # nothing after the retried one runs
-    assert queue.calls == [("1", 5), ("2", 4), ("3", 4)]  # the rest back before the head
+    assert calls == [("2", 4), ("3", 4), ("1", 5)]  # one call: the rest first, a second less
     assert len(slots) == 3  # every slot but the task's own is given back
 
 
 async def test_a_run_goes_on_past_a_dead_letter_and_a_short_hide_becomes_two_seconds() -> None:
-    ordered, queue, processor = _ordered({"0": ("dead_lettered", None), "1": ("retried", 1)})
+    ordered, calls, processor = _ordered({"0": ("dead_lettered", None), "1": ("retried", 1)})
     await ordered.run(_run(3), lambda: False, lambda: None)
     assert processor.ran == ["0", "1"]  # the poison left; the next one ran
-    assert queue.calls == [("1", 1), ("1", 2), ("2", 1)]
+    assert calls == [("2", 1), ("1", 2)]
 
 
 async def test_a_stopping_run_releases_what_it_did_not_start() -> None:
-    ordered, queue, processor = _ordered({})
+    ordered, calls, processor = _ordered({"1": ("released", 0)})
     await ordered.run(_run(3), lambda: True, lambda: None)
-    assert processor.ran == [] and queue.calls == [("0", 0), ("1", 0), ("2", 0)]
+    assert processor.ran == [] and calls == [("0", 0), ("1", 0), ("2", 0)]
+
+
+async def test_a_released_head_goes_back_before_its_run() -> None:
+    ordered, calls, processor = _ordered({"1": ("released", 0)})
+    await ordered.run(_run(3), lambda: False, lambda: None)
+    assert processor.ran == ["0", "1"] and calls == [("1", 0), ("2", 0)]
 
 
 async def test_standard_queue_messages_carry_the_tenant_key(make_settings: Factory) -> None:

@@ -9,15 +9,16 @@ side by side), and stops a group's run at the first message that does not end:
   from the queue: the next one starts (a poison message leaves for the DLQ and the rest
   of its group goes on);
 - anything else (``retried``, ``held``, ``unsaved``, ``released``, a fairness turn-away,
-  or a last failure left for SQS's redrive to take): that message is still on the queue,
-  hidden for some seconds (the last visibility the settle step set), and the rest of the
-  run is hidden one second longer, so SQS hands the group out again head first
-  (releasing them at once would let the group's later messages overtake its head).
+  or a last failure left for SQS's redrive to take): that message is still on the
+  queue. The visibility change that put it back (``QueueClient.set_visibility``) takes
+  the waiting rest of the run along in the same batch call, hidden one second less (the
+  head at least 2 s): SQS keeps the group locked while its head is in flight, and
+  LocalStack, which unlocks a group as soon as any message of it is visible again, gets
+  the whole run back at once, head first. Released at shutdown: the head, then the rest.
 
 Messages waiting their turn are kept invisible by the heartbeat, each extension a
-little shorter than the running message's, so a killed process's run comes back
-together, head first. At shutdown the run's unstarted messages are released
-(visibility 0) right after the one that was running.
+heartbeat interval shorter than the running message's, so a killed process's run
+comes back together, head first.
 Fairness holds on FIFO too, without copies: a turned-away message is hidden for
 ``FLEET_FAIR_DELAY`` (its group with it), unless it is on its last receive, which a
 turn-away would spend (SQS would dead-letter it unrun).
@@ -89,14 +90,18 @@ class Ordered:
                 if stopping():
                     await self._put_back(run[index:], 0)
                     return
+                self._queue.hold_behind(message, run[index + 1 :])
                 outcome = await self._one(message)
+                behind = self._queue.release_behind(message)
                 hidden = self._queue.hidden_for(message)
                 if outcome not in GOES_ON or hidden is not None:  # still on the queue
-                    await self._stop_behind(message, hidden, run[index + 1 :])
+                    if behind:  # no visibility change took the rest along: it failed
+                        await self._put_back(behind, self._visibility_left())
                     return
         except asyncio.CancelledError:
             self._queue.hidden_for(run[index])  # released at once (``Settler.release``)
-            await asyncio.shield(self._put_back(run[index + 1 :], 0))
+            behind = self._queue.release_behind(run[index])
+            await asyncio.shield(self._put_back(behind or [], 0))
             raise
         finally:
             for waiting in run:
@@ -123,17 +128,10 @@ class Ordered:
         interval = self._settings.heartbeat_interval
         return max(1, int(self._settings.visibility_timeout - interval - 1))
 
-    async def _stop_behind(self, head: Received, hidden: int | None, rest: list[Received]) -> None:
-        """``head`` went back to the queue, hidden ``hidden`` s (None: a visibility change
-        failed, so the visibility timeout). The rest of the run goes back a second before
-        it (never at once: a message made visible while its group's head is in flight
-        lets the group's later messages out). A head due in under 2 s is hidden 2 s."""
-        seconds = self._settings.visibility_timeout if hidden is None else hidden
-        if seconds < 2:
-            await asyncio.gather(self._queue.set_visibility(head, 2), return_exceptions=True)
-            self._queue.hidden_for(head)
-            seconds = 2
-        await self._put_back(rest, seconds - 1)
+    def _visibility_left(self) -> int:
+        """The rest's hide after a head whose visibility change failed: that head stays
+        hidden up to the visibility timeout; the rest a second less."""
+        return max(1, self._settings.visibility_timeout - 1)
 
     async def _put_back(self, rest: list[Received], seconds: int) -> None:
         """Hide the rest ``seconds`` (0: release them, after a released head)."""

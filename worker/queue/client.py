@@ -21,6 +21,7 @@ botocore errors are translated by ``worker.aws`` into ``QueueUnavailable``
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from typing import Any
 
@@ -96,6 +97,7 @@ class QueueClient(QueueSending):
         self.message_group = message_group
         self.fifo = is_fifo(queue_name)
         self._hidden: dict[str, int] = {}  # FIFO: receipt handle -> last visibility set
+        self._behind: dict[str, list[Received]] = {}  # FIFO: a message's waiting run
 
     @classmethod
     def from_settings(cls, settings: Settings, pool: int = 50) -> QueueClient:
@@ -204,10 +206,33 @@ class QueueClient(QueueSending):
         await self._of(message.lane).deletes.submit(message)
 
     async def set_visibility(self, message: Received, seconds: int) -> None:
+        """Hide (or release, 0) a message. A FIFO message with a waiting run behind it
+        (``hold_behind``) takes the run along in the same batch call: hidden, the run
+        goes first and one second shorter (the message at least 2 s), so it is never
+        out after its head, even if this process dies between two calls."""
         seconds = max(0, min(43_200, int(seconds)))
+        lane = self._of(message.lane)
+        rest = self._behind.pop(message.receipt_handle, []) if self.ordered(message) else []
+        if rest and seconds:
+            seconds = max(2, seconds)
         if self.ordered(message):
             self._hidden[message.receipt_handle] = seconds
-        await self._of(message.lane).visibility.submit((message, seconds))
+        own = lane.visibility.submit((message, seconds))
+        others = [lane.visibility.submit((m, max(0, seconds - 1))) for m in rest]
+        calls = [*others, own] if seconds else [own, *others]  # released: the head first
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            raise failed[0]
+
+    def hold_behind(self, message: Received, rest: list[Received]) -> None:
+        """FIFO: ``rest`` waits behind ``message`` (see ``set_visibility``)."""
+        if rest:
+            self._behind[message.receipt_handle] = rest
+
+    def release_behind(self, message: Received) -> list[Received] | None:
+        """The run still waiting behind ``message`` (None: it went back with it)."""
+        return self._behind.pop(message.receipt_handle, None)
 
     async def extend_visibility(self, message: Received, seconds: int) -> None:
         """The heartbeat's extension (not a verdict: ``hidden_for`` does not hear of it)."""
