@@ -87,7 +87,8 @@ def parse_tokens(raw: str | None) -> TokenBook:
             raise ConfigError(f"{_SETTING}: entry {index + 1} is not name:role:token")
         if role not in ROLES:
             raise ConfigError(
-                f"{_SETTING}: entry {index + 1} ({name}) has role {role!r}; want viewer or operator"
+                f"{_SETTING}: entry {index + 1} ({name}) has role {role!r}; "
+                "want viewer or operator"
             )
         if secret.startswith("sha256:"):
             hashed = secret.removeprefix("sha256:").lower()

@@ -79,7 +79,9 @@ def page(title: str, body: str, principal: Principal | None, csrf: str | None, p
             f'<form method="post" action="/logout">{hidden("csrf", csrf or "")}'
             '<button class="quiet" type="submit">Sign out</button></form>'
         )
-    return _layout().substitute(title=esc(title), nav=nav if principal else "", who=who, body=body)
+    return _layout().substitute(
+        title=esc(title), nav=nav if principal else "", who=who, body=body
+    )
 
 
 def _here(path: str, href: str) -> bool:
@@ -98,11 +100,11 @@ def table(
     headers: Sequence[str], rows: Iterable[Sequence[object]], numeric: Iterable[str] = ()
 ) -> Markup:
     right = set(numeric)
-    head = "".join(f"<th{' class=n' if h in right else ''}>{esc(h)}</th>" for h in headers)
+    head = "".join(f'<th{" class=n" if h in right else ""}>{esc(h)}</th>' for h in headers)
     body = "".join(
         "<tr>"
         + "".join(
-            f"<td{' class=n' if h in right else ''}>{esc(v)}</td>"
+            f'<td{" class=n" if h in right else ""}>{esc(v)}</td>'
             for h, v in zip(headers, row, strict=True)
         )
         + "</tr>"

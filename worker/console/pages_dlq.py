@@ -50,44 +50,22 @@ async def _matching(request: web.Request, chosen: DlqFilter, keep: bool) -> list
 
 
 def _rows(entries: list[DlqEntry], selectable: bool) -> str:
-    heads = [
-        "",
-        "DLQ message",
-        "workflow",
-        "intent",
-        "user",
-        "class",
-        "code",
-        "age s",
-        "replays",
-        "reason",
-    ]
+    heads = ["", "DLQ message", "workflow", "intent", "user", "class", "code", "age s", "replays",
+             "reason"]
     rows = []
     for e in entries:
         box = (
             Markup(f'<input type="checkbox" name="id" value="{esc(e.message.message_id)}">')
-            if selectable
-            else ""
+            if selectable else ""
         )
         link = (
             Markup(f'<a href="/workflows/{esc(e.workflow_id)}">{esc(e.workflow_id)}</a>')
-            if e.workflow_id
-            else "—"
+            if e.workflow_id else "—"
         )
-        rows.append(
-            (
-                box,
-                e.message.message_id,
-                link,
-                e.intent_type,
-                e.user_id,
-                e.error_class,
-                e.error_code,
-                round(e.age_seconds),
-                e.replay_count,
-                sanitize(e.error_message),
-            )
-        )
+        rows.append((
+            box, e.message.message_id, link, e.intent_type, e.user_id, e.error_class,
+            e.error_code, round(e.age_seconds), e.replay_count, sanitize(e.error_message),
+        ))
     return table(heads, rows, ["age s", "replays"])
 
 
@@ -122,7 +100,8 @@ async def dlq(request: web.Request) -> web.Response:
         "<h2>Recent console actions</h2>"
         + table(
             ["at", "who", "role", "action", "count", "detail"],
-            [(a["at"], a["actor"], a["role"], a["action"], a["count"], a["detail"]) for a in audit],
+            [(a["at"], a["actor"], a["role"], a["action"], a["count"], a["detail"])
+             for a in audit],
             ["count"],
         )
     )
@@ -161,8 +140,7 @@ async def replay(request: web.Request) -> web.Response:
     await record_audit(request.app[CONSOLE].db(), who.name, who.role, "replay", len(done), detail)
     links = "".join(
         f'<li><a href="/workflows/{esc(r.entry.workflow_id)}">{esc(r.entry.workflow_id)}</a></li>'
-        for r in done
-        if r.entry.workflow_id
+        for r in done if r.entry.workflow_id
     )
     body = f"<p class=notice>Replayed {len(done)} message(s).</p><ul>{links}</ul>"
     return render(request, "Replayed", Markup(body + '<p><a href="/dlq">Back</a></p>'))
@@ -189,10 +167,7 @@ async def purge(request: web.Request) -> web.Response:
 
 
 def _purge_form(
-    request: web.Request,
-    form: MultiMapping[Any],
-    count: int,
-    problem: str = "",
+    request: web.Request, form: MultiMapping[Any], count: int, problem: str = "",
     status: int = 200,
 ) -> web.Response:
     body = (

@@ -105,7 +105,7 @@ async def overview(request: web.Request) -> web.Response:
     ]
     body = (
         f'<div data-live="/events"><p class="muted">live · updated '
-        f"<span data-updated>{esc(data['at'])}</span></p>"
+        f'<span data-updated>{esc(data["at"])}</span></p>'
         f'<div class="cards">{_cards(data["figures"])}</div>'
         "<h2>Completed per minute, last hour</h2>"
         f"{line_chart([float(v) for v in data['series']], 'completed/min')}"

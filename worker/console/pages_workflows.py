@@ -99,13 +99,8 @@ async def workflows(request: web.Request) -> web.Response:
     links = [
         (
             Markup(f'<a href="/workflows/{esc(r["id"])}">{esc(r["id"])}</a>'),
-            r["type"],
-            r["user_id"],
-            r["status"],
-            r["attempts"],
-            r["provider"],
-            r["error_code"],
-            r["created_at"],
+            r["type"], r["user_id"], r["status"], r["attempts"], r["provider"],
+            r["error_code"], r["created_at"],
         )
         for r in rows
     ]
@@ -136,58 +131,28 @@ def _detail_body(found: dict[str, Any]) -> str:
     wf = found["workflow"]
     summary = table(
         ["status", "attempts", "provider", "error", "created", "updated", "completed"],
-        [
-            (
-                wf["status"],
-                wf["attempts"],
-                wf["provider"],
-                wf["error_code"],
-                wf["created_at"],
-                wf["updated_at"],
-                wf["completed_at"],
-            )
-        ],
+        [(
+            wf["status"], wf["attempts"], wf["provider"], wf["error_code"],
+            wf["created_at"], wf["updated_at"], wf["completed_at"],
+        )],
     )
     calls = [
         (
-            c["created_at"],
-            c["provider"],
-            c["model"],
-            c["prompt_tokens"],
-            c["completion_tokens"],
-            c["usage_source"],
-            c["cost_usd"],
-            c["duration_ms"],
-            c["attempt"],
-            c["outcome"],
-            c["error_code"],
+            c["created_at"], c["provider"], c["model"], c["prompt_tokens"],
+            c["completion_tokens"], c["usage_source"], c["cost_usd"], c["duration_ms"],
+            c["attempt"], c["outcome"], c["error_code"],
         )
         for c in found["calls"]
     ]
     call_heads = [
-        "at",
-        "provider",
-        "model",
-        "prompt",
-        "completion",
-        "usage",
-        "USD",
-        "ms",
-        "attempt",
-        "outcome",
-        "error",
+        "at", "provider", "model", "prompt", "completion", "usage", "USD", "ms", "attempt",
+        "outcome", "error",
     ]
     sends = [tuple(s.values()) for s in found["sends"]]
     send_heads = ["id", "recipient", "slot", "status", "attempts", "gateway id", "error", "sent"]
     dead = [
-        (
-            d["message_id"],
-            d["error_class"],
-            d["error_code"],
-            sanitize(d["error_message"]),
-            d["receive_count"],
-            d["created_at"],
-        )
+        (d["message_id"], d["error_class"], d["error_code"], sanitize(d["error_message"]),
+         d["receive_count"], d["created_at"])
         for d in found["deadLetters"]
     ]
     dead_heads = ["message", "class", "code", "reason", "receives", "at"]

@@ -23,7 +23,6 @@ async def _rows(db: Connects, sql: Any, params: Any = ()) -> list[Row]:
         cur = await conn.execute(sql, params)
         return await cur.fetchall() if cur.description else []
 
-
 __all__ = [
     "COST_GROUPS",
     "WorkflowQuery",
@@ -95,27 +94,23 @@ async def workflow_detail(store: Store, workflow_id: str) -> dict[str, Any] | No
     rows = await _rows(store, "SELECT * FROM workflows WHERE id = %s", (workflow_id,))
     if not rows:
         return None
-    calls = await _rows(
-        store,
+    calls = await _rows(store,
         "SELECT created_at, provider, model, prompt_tokens, completion_tokens, usage_source,"
         " cost_usd, duration_ms, attempt, receive_count, cache_hit, outcome, error_code"
         " FROM llm_calls WHERE workflow_id = %s ORDER BY id LIMIT 500",
         (workflow_id,),
     )
-    sends = await _rows(
-        store,
+    sends = await _rows(store,
         "SELECT id, recipient_id, slot_at, status, attempts, gateway_message_id, error_code,"
         " sent_at FROM onlyfans_sends WHERE workflow_id = %s ORDER BY id LIMIT 500",
         (workflow_id,),
     )
-    dead = await _rows(
-        store,
+    dead = await _rows(store,
         "SELECT id, message_id, error_class, error_code, error_message, receive_count,"
         " history, created_at FROM dead_letters WHERE workflow_id = %s ORDER BY id LIMIT 100",
         (workflow_id,),
     )
-    replays = await _rows(
-        store,
+    replays = await _rows(store,
         "SELECT dlq_message_id, new_message_id, replay_count, mode, replayed_at"
         " FROM replays WHERE workflow_id = %s ORDER BY id LIMIT 100",
         (workflow_id,),
@@ -131,8 +126,7 @@ async def workflow_detail(store: Store, workflow_id: str) -> dict[str, Any] | No
 
 async def throughput_series(store: Store, minutes: int = 60) -> list[Row]:
     """Completed and failed workflows and cost per minute over the last ``minutes``."""
-    return await _rows(
-        store,
+    return await _rows(store,
         "WITH m AS (SELECT generate_series(date_trunc('minute', now())"
         " - make_interval(mins => %(n)s - 1), date_trunc('minute', now()),"
         " interval '1 minute') AS minute),"
@@ -149,8 +143,7 @@ async def throughput_series(store: Store, minutes: int = 60) -> list[Row]:
 
 
 async def live_workers(store: Store, within_seconds: float = 60.0) -> list[Row]:
-    return await _rows(
-        store,
+    return await _rows(store,
         "SELECT id, host, pid, started_at, last_seen, in_flight FROM workers"
         " WHERE last_seen > now() - make_interval(secs => %s) ORDER BY id LIMIT 200",
         (within_seconds,),
@@ -165,8 +158,7 @@ def _range(since: datetime, until: datetime | None) -> tuple[str, tuple[Any, ...
 
 async def cost_total(store: Store, since: datetime, until: datetime | None = None) -> Row:
     where, params = _range(since, until)
-    rows = await _rows(
-        store,
+    rows = await _rows(store,
         "SELECT count(*) AS calls, coalesce(sum(cost_usd), 0) AS usd,"
         f" coalesce(sum(prompt_tokens + completion_tokens), 0) AS tokens"
         f" FROM llm_calls WHERE {where}",
@@ -181,8 +173,7 @@ async def cost_table(
     """Calls, tokens and USD grouped by one of ``COST_GROUPS``, most expensive first."""
     column = COST_GROUPS[by]  # a KeyError for anything else: never user text in SQL
     where, params = _range(since, until)
-    return await _rows(
-        store,
+    return await _rows(store,
         f'SELECT {column} AS "key", count(*) AS calls,'
         " sum(prompt_tokens + completion_tokens) AS tokens, sum(cost_usd) AS usd"
         f" FROM llm_calls WHERE {where} GROUP BY 1 ORDER BY usd DESC NULLS LAST, 1 LIMIT %s",
@@ -193,8 +184,7 @@ async def cost_table(
 async def cost_by_day(store: Store, since: datetime, until: datetime | None = None) -> list[Row]:
     """Calls, tokens and USD per UTC day (the page adds them up for its totals)."""
     where, params = _range(since, until)
-    return await _rows(
-        store,
+    return await _rows(store,
         "SELECT (created_at AT TIME ZONE 'UTC')::date AS day, count(*) AS calls,"
         " coalesce(sum(prompt_tokens + completion_tokens), 0) AS tokens,"
         f" coalesce(sum(cost_usd), 0) AS usd FROM llm_calls WHERE {where} GROUP BY 1 ORDER BY 1",
@@ -206,8 +196,7 @@ async def record_audit(
     store: Store, actor: str, role: str, action: str, count: int, detail: dict[str, Any]
 ) -> None:
     """Who did what from the console (replay, purge, sign-in refused...)."""
-    await _rows(
-        store,
+    await _rows(store,
         "INSERT INTO console_audit (actor, role, action, count, detail)"
         " VALUES (%s, %s, %s, %s, %s) RETURNING id",
         (actor, role, action, count, Jsonb(detail)),
@@ -215,8 +204,7 @@ async def record_audit(
 
 
 async def recent_audit(store: Store, limit: int = 50) -> list[Row]:
-    return await _rows(
-        store,
+    return await _rows(store,
         "SELECT at, actor, role, action, count, detail FROM console_audit"
         " ORDER BY at DESC, id DESC LIMIT %s",
         (limit,),
