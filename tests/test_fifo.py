@@ -182,11 +182,22 @@ async def test_order_per_user_across_two_processes_retries_poison_and_sigkill(
         assert [e.workflow_id for e in entries_dlq] == [ids[poison]]
         assert entries_dlq[0].message.group_id == poison[0]  # the FIFO DLQ kept the group
         await workbench.replay(entries_dlq)
-        back = await queue.receive(10, 2)
-        assert [(m.group_id, m.message_id != entries_dlq[0].message.message_id) for m in back] == [
-            (poison[0], True)
-        ]
+        replayed = await _replayed(queue)
+        assert replayed.group_id == poison[0]  # back in its group
+        assert ids[poison] in replayed.body
         await queue.purge()
+
+
+async def _replayed(queue: QueueClient) -> Received:
+    """The replayed copy from the FIFO work queue. A SIGKILLed worker's lost delete can
+    leave a completed message ahead of it in its group: deleted here, as a worker would
+    after finding it a duplicate."""
+    for _ in range(10):
+        for message in await queue.receive(10, 2):
+            if "replayCount" in message.attributes:
+                return message
+            await queue.delete(message)
+    raise AssertionError("the replayed message never came back")
 
 
 async def test_a_duplicate_send_within_the_window_runs_once(
