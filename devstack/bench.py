@@ -7,7 +7,9 @@ Scenarios (all on the local stack, queues pre-filled):
             4 pollers like the bare loop, at the default 64 slots and at 128;
 * seed      provider latency lognormal P50 1.2 s / P95 3.5 s / P99 8.2 s at
             concurrency 64, 256 and 512 (one process);
-* scale     the overhead scenario (128 slots) with 1 and 2 processes.
+* scale     the overhead scenario (128 slots) with 1 and 2 processes;
+* fifo      the same load on a standard and on a FIFO queue, back to back
+            (``fifo_bench``): what per-user order costs in throughput.
 
 Every scenario reports CPU seconds per 1,000 messages of its own processes;
 that figure does not depend on the queue server's speed.
@@ -33,6 +35,7 @@ import psutil
 
 from devstack.demo import DEMO_KEY, StackUrls, demo_settings
 from devstack.fake_llm import FakeConfig, Latency
+from devstack.fifo_bench import fifo_scenarios
 from worker.aws import aws_client
 from worker.config import Settings
 from worker.contract import Envelope, Intent
@@ -219,11 +222,11 @@ async def _fill(settings: Settings, count: int) -> dict[str, float]:
     return sent
 
 
-async def _fresh_queue(urls: StackUrls, **overrides: Any) -> Settings:
+async def _fresh_queue(urls: StackUrls, *, fifo: bool = False, **overrides: Any) -> Settings:
     settings = demo_settings(
         urls,
         log_level="WARNING",
-        queue_name=f"bench-{uuid.uuid4().hex[:8]}",
+        queue_name=f"bench-{uuid.uuid4().hex[:8]}" + (".fifo" if fifo else ""),
         cloudwatch_enabled=False,
         user_share=1.0,
         cache_ttl=0,
@@ -300,11 +303,14 @@ async def fleet_run(
     pollers: int | None = None,
     latency: Latency | None = None,
     fake: FakeConfig | None = None,
+    fifo: bool = False,
 ) -> Result:
     """``fleet run`` on a pre-filled queue; ``concurrency`` pins the limit (None: the
     defaults, adaptive), ``pollers`` None: the default."""
     fixed = {"concurrency": concurrency} if concurrency else {}
-    settings = await _fresh_queue(urls, **fixed)
+    settings = await _fresh_queue(  # the queue's own visibility timeout as the workers'
+        urls, fifo=fifo, visibility_timeout=60, heartbeat_interval=20, **fixed
+    )
     urls.fake.config = fake or FakeConfig(latency=latency)
     sent = await _fill(settings, count)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLEET_", "AWS_"))}
@@ -384,6 +390,7 @@ async def fleet_run(
             "cores_used": window.cores(),
             "concurrency": concurrency or "adaptive",
             "pollers": pollers or "default",
+            "queue_kind": "fifo" if fifo else "standard",
             "enqueue_to_done_p50_s": round(_pct(to_done, 0.5), 3),
             "enqueue_to_done_p95_s": round(_pct(to_done, 0.95), 3),
             "enqueue_to_done_p99_s": round(_pct(to_done, 0.99), 3),
@@ -434,11 +441,13 @@ async def run_bench(urls: StackUrls, *, quick: bool, log: Callable[[str], None])
     )
     if not quick:
         await step(fleet_run(urls, "instant provider, defaults, 2 processes", instant, processes=2))
+    fifo = await fifo_scenarios(urls, quick, step)
     summary = {
         "ceiling_msgs_per_s": round(bare.per_second),
         "defaults_instant_throughput_ratio": round(default.per_second / bare.per_second, 3),
         "defaults_instant_cpu_s_per_1000": round(default.cpu_seconds_per_1000, 2),
         "defaults_seed_msgs_per_s": round(seeded.per_second),
+        "fifo_vs_standard": fifo,
         "targets": {
             "defaults_instant_throughput_ratio_min": 0.9,
             "cpu_s_per_1000_max": 0.5,

@@ -82,6 +82,41 @@ async def test_queue_template_deploys_and_the_fleet_runs_on_it(
     assert row is not None and row["status"] == "failed"
 
 
+async def test_queue_template_makes_a_fifo_fleet(sqs_endpoint: str, make_settings: Factory) -> None:
+    prefix = f"cfn{uuid.uuid4().hex[:8]}"
+    outputs = await deploy(
+        sqs_endpoint,
+        f"{prefix}-queues",
+        INFRA / "cloudformation" / "queues.yaml",
+        {
+            "Environment": "dev",
+            "QueuePrefix": prefix,
+            "QueueKind": "fifo",
+            "VisibilityTimeout": "5",
+        },
+    )
+    assert outputs["WorkQueueName"] == f"{prefix}-dev-work.fifo"
+    settings: Settings = await make_settings(
+        create=False,
+        queue_name=outputs["WorkQueueName"],
+        priority_queue_name=outputs["PriorityQueueName"],
+    )
+    assert settings.dead_letter_queue_name == f"{prefix}-dev-work-dlq.fifo"  # as deployed
+    async with aws_client("sqs", sqs_endpoint, "us-east-1") as sqs:
+        made = await sqs.get_queue_attributes(
+            QueueUrl=outputs["WorkQueueUrl"], AttributeNames=["All"]
+        )
+    attrs = made["Attributes"]
+    assert (attrs["FifoQueue"], attrs["ContentBasedDeduplication"]) == ("true", "false")
+    assert (attrs["DeduplicationScope"], attrs["FifoThroughputLimit"]) == (
+        "messageGroup",
+        "perMessageGroupId",
+    )
+    ok = envelope({"type": "message_generation", "userId": "cfn", "data": {"context": "hi"}})
+    await send_bodies(settings, [ok])
+    assert (await drain(settings)).outcomes == {"completed": 1}
+
+
 def k8s(name: str) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all((INFRA / "k8s" / name).read_text()) if doc]
 

@@ -118,6 +118,9 @@ class FakeQueue:
     def max_receives_for(self, lane: str) -> int | None:
         return self.redrive
 
+    def ordered(self, message: Received) -> bool:  # a standard queue's messages
+        return False
+
     async def delete(self, message: Received) -> None:
         self.calls.append(("delete", message.message_id))
 

@@ -138,7 +138,10 @@ class Producer:
         parallel: int = 4,
     ) -> list[Submitted]:
         """Admit every intent, send the admitted ones in batches of 10 (SendMessageBatch),
-        and report each entry; ``on_progress(done, total)`` after every batch."""
+        and report each entry; ``on_progress(done, total)`` after every batch. On a FIFO
+        queue the batches go one after another, so each group keeps the input's order
+        (each intent's group per ``FLEET_MESSAGE_GROUP``, its deduplication id its
+        workflow id: a resubmission within five minutes is dropped by SQS)."""
         entries: list[Submitted] = []
         admitted: list[tuple[int, Envelope]] = []
         for index, intent in enumerate(intents):
@@ -150,8 +153,8 @@ class Producer:
             admitted.append((index, envelope))
             entries.append(Submitted(index, str(envelope.workflow_id)))
         total, done = len(entries), len(entries) - len(admitted)
-        gate = asyncio.Semaphore(parallel)
         queue = self._open_queue()
+        gate = asyncio.Semaphore(1 if queue.fifo else parallel)
 
         async def batch(members: list[tuple[int, Envelope]]) -> None:
             nonlocal done

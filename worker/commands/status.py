@@ -60,7 +60,8 @@ def status(workflow_id: str | None, as_json: bool) -> None:
     if as_json:
         emit_json(report)
         return
-    table = Table(title=f"queue {settings.queue_name}")
+    kind = " (FIFO: order per group)" if report.get("queueKind") == "fifo" else ""
+    table = Table(title=f"queue {settings.queue_name}{kind}")
     for column in ("lane", "queue", "visible", "in flight", "delayed"):
         table.add_column(column)
     for lane, depths in report["lanes"].items():

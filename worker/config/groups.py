@@ -56,16 +56,29 @@ class QueueSettings(_Group):
     visibility_timeout: int
     payload_bucket: str | None
     s3_endpoint_url: str | None
+    message_group: str
+    fifo_high_throughput: bool
+
+    @property
+    def fifo(self) -> bool:
+        """A queue name ending in ``.fifo`` (AWS's rule) makes a FIFO fleet."""
+        return self.queue_name.endswith(".fifo")
 
     @property
     def dead_letter_queue_name(self) -> str:
-        return self.dlq_name or f"{self.queue_name}-dlq"
+        if self.dlq_name:
+            return self.dlq_name
+        if self.fifo:  # a FIFO queue's DLQ must be FIFO too
+            return f"{self.queue_name.removesuffix('.fifo')}-dlq.fifo"
+        return f"{self.queue_name}-dlq"
 
     @property
     def priority_lane_name(self) -> str | None:
+        """The second lane. On a FIFO fleet it is a standard queue that carries what needs
+        a per-message delay (sends and their re-delays), never producers' intents."""
         if not self.priority_lanes:
             return None
-        return self.priority_queue_name or f"{self.queue_name}-priority"
+        return self.priority_queue_name or f"{self.queue_name.removesuffix('.fifo')}-priority"
 
 
 class ConsumerSettings(_Group):

@@ -25,6 +25,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from worker.config.fifo import fifo_rules
 from worker.config.groups import (
     ConsumerSettings,
     OperationsSettings,
@@ -111,6 +112,12 @@ class Settings(BaseSettings, SpendKnobs):
     s3_endpoint_url: str | None = Field(
         None, validation_alias=AliasChoices("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
     )
+    message_group: str = Field(
+        "user",
+        pattern=r"^(user|campaign|one|none|data:[A-Za-z0-9_.-]{1,64})$",
+        description="MessageGroupId: user | campaign | one | data:<key> | none",
+    )
+    fifo_high_throughput: bool = Field(True, description="FIFO: per-group dedup and limits")
 
     # --- consumer -------------------------------------------------------
     concurrency: int = Field(1024, ge=1, le=10_000, description="ceiling of the adaptive limit")
@@ -268,6 +275,7 @@ class Settings(BaseSettings, SpendKnobs):
                 f"FLEET_LIVENESS_SECONDS ({self.liveness_seconds:g}) must exceed "
                 f"FLEET_WAIT_SECONDS ({self.wait_seconds}): a long poll is progress too",
             ),
+            *fifo_rules(self),
             (
                 (self.concurrency_min or 1) <= self.concurrency,
                 f"FLEET_CONCURRENCY_MIN ({self.concurrency_min}) must not exceed "

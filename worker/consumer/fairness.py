@@ -51,11 +51,13 @@ class Fairness:
         """The concurrency limit moved: the cap follows it."""
         self.cap = max(1, int(concurrency * self._share))
 
-    def admit(self, user: str) -> bool:
-        """May this user's message start now? (Counts it in hand if so.)"""
+    def admit(self, user: str, *, force: bool = False) -> bool:
+        """May this user's message start now? (Counts it in hand if so.) ``force``: yes,
+        whatever the cap (a FIFO message on its last receive)."""
         now = time.monotonic()
         self._seen[user] = now
-        if self.enabled and self._in_hand[user] >= self.cap and self._others_active(user, now):
+        over = self.enabled and self._in_hand[user] >= self.cap
+        if not force and over and self._others_active(user, now):
             self.requeued += 1
             return False
         self._in_hand[user] += 1

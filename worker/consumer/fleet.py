@@ -26,6 +26,7 @@ from worker.config import ConsumerSettings
 from worker.consumer.fairness import Fairness, user_of
 from worker.consumer.heartbeat import Heartbeat
 from worker.consumer.limiter import Limiter
+from worker.consumer.ordered import Ordered, runs_of
 from worker.consumer.policy import retry_delay
 from worker.consumer.processor import Processor
 from worker.consumer.tuning import Tuner
@@ -138,6 +139,7 @@ class Fleet:
             interval=settings.concurrency_interval,
             memory_limit_mb=settings.memory_limit_mb,
         )
+        self._ordered = Ordered(settings, queue, processor, heartbeat, self._fair)
         self._tasks: set[asyncio.Task[object]] = set()
         self._stopping = asyncio.Event()
         self._fatal: BaseException | None = None
@@ -241,7 +243,11 @@ class Fleet:
             if self._stopping.is_set():
                 await self._release(messages)
                 continue
-            for message in messages:
+            for run in runs_of(messages, self._queue.ordered):
+                if self._queue.ordered(run[0]):  # a FIFO group's messages, in turn
+                    self._track(self._ordered.run(run, self._stopping.is_set, self._capacity.give))
+                    continue
+                message = run[0]
                 user = user_of(message)
                 if self._fair.admit(user):
                     self._start(message, user)

@@ -30,6 +30,7 @@ class _Tracked:
     message: Received
     workflow_id: str
     extended_at: float
+    seconds: int = 0  # the visibility each extension sets; 0: the visibility timeout
 
 
 class Heartbeat:
@@ -58,6 +59,11 @@ class Heartbeat:
     def track(self, message: Received, workflow_id: str) -> None:
         self._tracked[message.receipt_handle] = _Tracked(message, workflow_id, time.monotonic())
 
+    def hold(self, message: Received, seconds: int) -> None:
+        """Keep a received message invisible while it waits its turn (a FIFO group's
+        later messages), ``seconds`` at a time; it has no lease yet."""
+        self._tracked[message.receipt_handle] = _Tracked(message, "", time.monotonic(), seconds)
+
     def untrack(self, message: Received) -> None:
         self._tracked.pop(message.receipt_handle, None)
 
@@ -76,7 +82,7 @@ class Heartbeat:
         if not due:
             return
         results = await asyncio.gather(
-            *(self._queue.set_visibility(t.message, self._visibility) for t in due),
+            *(self._queue.extend_visibility(t.message, t.seconds or self._visibility) for t in due),
             return_exceptions=True,
         )
         for tracked, result in zip(due, results, strict=True):
@@ -93,6 +99,8 @@ class Heartbeat:
                 tracked.extended_at = now
                 self.extensions += 1
         try:
-            await self._store.extend_leases([t.workflow_id for t in due], self._owner, self._lease)
+            leases = [t.workflow_id for t in due if t.workflow_id]
+            if leases:
+                await self._store.extend_leases(leases, self._owner, self._lease)
         except WorkerError as exc:
             log.warning("lease_extension_failed", error=str(exc), count=len(due))

@@ -225,7 +225,11 @@ class Settler:
     async def _replace_with_delayed_copy(self, message: Received, delay: int) -> bool:
         """Send a copy due in ``delay`` s, then delete the original (its receive count does
         not climb; dying in between leaves a duplicate, never a loss). If the copy cannot be
-        sent, hide the original for ``delay`` instead and say so (False)."""
+        sent, hide the original for ``delay`` instead and say so (False). On a FIFO queue
+        (no per-message delay there, and a copy would go to the back of its group) the
+        message itself is hidden for ``delay``: its group waits with it, its order kept."""
+        if self._queue.ordered(message):
+            return await self._quiet(self._queue.set_visibility(message, delay))
         copy = self._queue.send(
             message.body, attributes_of(message), delay=delay, lane=message.lane
         )

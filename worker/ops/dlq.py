@@ -23,6 +23,7 @@ from typing import Any
 from worker.observability.logging import sanitize
 from worker.ops.shape import camel
 from worker.queue import LaneName, QueueClient, Received, attributes_of
+from worker.queue.keys import Keys, copy_group
 from worker.store import Replay, Row, Store, record_replay
 from worker.store.reads import call_history, dead_letter_reasons
 
@@ -102,6 +103,7 @@ class DlqEntry:
             "reason": self.error_message,
             "ageSeconds": round(self.age_seconds, 1),
             "replayCount": self.replay_count,
+            "groupId": self.message.group_id,
             "receiveCount": self.reason.get("receive_count") if self.reason else None,
         }
 
@@ -239,7 +241,11 @@ class DlqWorkbench:
                 "DataType": "Number",
                 "StringValue": str(entry.replay_count + 1),
             }
-            new_id = await self._queue.send(entry.message.body, attrs, lane=entry.message.lane)
+            # the original group (a FIFO source keeps its order), a fresh deduplication id
+            keys = Keys(copy_group(entry.message.group_id, attrs, self._queue.message_group))
+            new_id = await self._queue.send(
+                entry.message.body, attrs, lane=entry.message.lane, keys=keys
+            )
             await record_replay(
                 self._store,
                 Replay(

@@ -95,7 +95,10 @@ async def enqueue_envelopes(
     """Send every envelope (batches of 10 per lane, ``parallel`` batches at once) through
     ``QueueClient.send_envelopes``; return message ids. Every body is size-checked (against
     the queue client's ``max_message_bytes``, or what may go as an S3 pointer when it has a
-    payload bucket) before the first is sent."""
+    payload bucket) before the first is sent. On a FIFO queue the batches go one after
+    another, so each group keeps the order of the input."""
+    if queue.fifo:
+        parallel = 1
     for env in envelopes:
         encode_body(env, queue.max_message_bytes, bucket=queue.payloads.bucket)
     by_lane: dict[LaneName, list[int]] = {}

@@ -28,6 +28,7 @@ class StatusReport:
     workflows: dict[str, int]
     cost_today: list[dict[str, Any]] = field(default_factory=list)
     lanes: dict[str, tuple[QueueDepth, QueueDepth]] = field(default_factory=dict)
+    queue_kind: str = "standard"  # "fifo": a FIFO fleet (docs/fifo.md)
 
     @property
     def cost_today_usd(self) -> Decimal:
@@ -35,6 +36,7 @@ class StatusReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "queueKind": self.queue_kind,
             "queue": _depth(self.queue),
             "dlq": _depth(self.dlq),
             "lanes": {
@@ -59,6 +61,7 @@ async def collect_status(queue: QueueClient, store: Store) -> StatusReport:
         workflows=await workflow_counts(store),
         cost_today=await cost_since(store, today),
         lanes=lanes,
+        queue_kind="fifo" if queue.fifo else "standard",
     )
 
 

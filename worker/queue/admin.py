@@ -1,4 +1,9 @@
-"""Create (or bring up to date) the work queue and its DLQ, idempotently."""
+"""Create (or bring up to date) the work queue and its DLQ, idempotently.
+
+A queue name ending in ``.fifo`` makes FIFO queues: the work queue and its DLQ
+(``<name>-dlq.fifo``). The priority lane of a FIFO fleet stays a standard queue
+(``<name>-priority``): it carries the sends, which need a per-message delay.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from worker.aws import aws_call
 from worker.config import Settings
 from worker.errors import ConfigError
 from worker.queue.client import sqs_client
+from worker.queue.keys import is_fifo
 
 __all__ = ["QueueSpec", "create_queues"]
 
@@ -24,6 +30,7 @@ class QueueSpec:
     visibility_timeout: int
     max_message_bytes: int
     priority_name: str | None = None
+    high_throughput: bool = True  # FIFO: DeduplicationScope/FifoThroughputLimit per group
 
     @classmethod
     def from_settings(cls, settings: Settings) -> QueueSpec:
@@ -34,7 +41,23 @@ class QueueSpec:
             settings.visibility_timeout,
             settings.max_message_bytes,
             settings.priority_lane_name,
+            settings.fifo_high_throughput,
         )
+
+
+def _kind(name: str, high_throughput: bool) -> dict[str, str]:
+    """A FIFO queue's own attributes (none for a standard one). ``FifoQueue`` and
+    ``ContentBasedDeduplication`` off are set at creation only (SQS refuses to change the
+    first); deduplication ids are the workflow ids, so content never decides."""
+    if not is_fifo(name):
+        return {}
+    scope = ("messageGroup", "perMessageGroupId") if high_throughput else ("queue", "perQueue")
+    return {
+        "FifoQueue": "true",
+        "ContentBasedDeduplication": "false",
+        "DeduplicationScope": scope[0],
+        "FifoThroughputLimit": scope[1],
+    }
 
 
 async def _ensure(client: Any, name: str, attributes: dict[str, str]) -> str:
@@ -48,9 +71,10 @@ async def _ensure(client: Any, name: str, attributes: dict[str, str]) -> str:
         )
         return str(reply["QueueUrl"])
     url = str(reply["QueueUrl"])
+    changeable = {key: value for key, value in attributes.items() if key != "FifoQueue"}
     await aws_call(
         f"SetQueueAttributes({name})",
-        lambda: client.set_queue_attributes(QueueUrl=url, Attributes=attributes),
+        lambda: client.set_queue_attributes(QueueUrl=url, Attributes=changeable),
     )
     return url
 
@@ -66,12 +90,18 @@ async def create_queues(spec: QueueSpec, *, endpoint: str | None, region: str) -
 
 
 async def _create_lane(client: Any, spec: QueueSpec, name: str, dlq_name: str) -> dict[str, str]:
+    if is_fifo(name) != is_fifo(dlq_name):
+        raise ConfigError(
+            f"{name} and its DLQ {dlq_name} must both be FIFO (.fifo) or both standard: "
+            "check FLEET_DLQ_NAME"
+        )
     dlq_url = await _ensure(
         client,
         dlq_name,
         {
             "MessageRetentionPeriod": str(DLQ_RETENTION),
             "MaximumMessageSize": str(spec.max_message_bytes),
+            **_kind(dlq_name, spec.high_throughput),
         },
     )
     arn_reply = await aws_call(
@@ -89,6 +119,7 @@ async def _create_lane(client: Any, spec: QueueSpec, name: str, dlq_name: str) -
             "RedrivePolicy": json.dumps(
                 {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": spec.max_receives}
             ),
+            **_kind(name, spec.high_throughput),
         },
     )
     arn_reply = await aws_call(

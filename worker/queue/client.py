@@ -7,7 +7,12 @@ changes and DLQ moves go to the queue it came from. An envelope is put on a
 queue in one place, ``send_envelope`` (and ``send_envelopes`` for batches):
 it picks the lane, the attributes and enforces the size limit; a body over the
 queue's limit goes to S3 and travels as a pointer when ``FLEET_PAYLOAD_BUCKET`` is set
-(``payloads``: the format of AWS's SQS extended client libraries).
+(``payloads``: the format of AWS's SQS extended client libraries). Sending lives in
+``sending``, the group and deduplication ids in ``keys``.
+
+A FIFO fleet (a queue name ending in ``.fifo``) sends every producer intent to its
+FIFO queue whatever its priority (order beats priority), and uses the priority lane,
+a standard queue, for what needs a per-message delay: sends (``onlyfans_send``).
 
 botocore errors are translated by ``worker.aws`` into ``QueueUnavailable``
 (retryable) or ``ConfigError`` (a queue that does not exist). Operator calls
@@ -16,6 +21,7 @@ botocore errors are translated by ``worker.aws`` into ``QueueUnavailable``
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from typing import Any
 
@@ -23,30 +29,20 @@ import structlog
 
 from worker.aws import aws_call, aws_client
 from worker.config import Settings
-from worker.contract import INTERNAL_TYPES, Envelope, message_attributes
-from worker.contract.signing import SIGNATURE_ATTRIBUTE, derive_key, sign
-from worker.errors import (
-    ConfigError,
-    EnqueueRefused,
-    PayloadUnavailable,
-    QueueUnavailable,
-    WorkerError,
-)
-from worker.observability.spans import producing
+from worker.contract.signing import derive_key
+from worker.errors import ConfigError
+from worker.queue.keys import is_fifo
 from worker.queue.lanes import PRIORITY_LEVELS, Lane, open_lane
 from worker.queue.messages import (
-    SQS_MAX_ATTRIBUTES,
-    Attributes,
+    SYSTEM_ATTRIBUTES,
     LaneName,
     QueueDepth,
     Received,
     attributes_of,
-    fit_attributes,
     signing_key,
-    sqs_safe,
 )
-from worker.queue.operators import QueueOperations
-from worker.queue.payloads import Payloads, encode_body
+from worker.queue.payloads import Payloads
+from worker.queue.sending import QueueSending
 
 __all__ = [
     "LaneName",
@@ -59,6 +55,7 @@ __all__ = [
 ]
 
 DEFAULT_MAX_BYTES = 262_144
+SEND_TYPE = "onlyfans_send"
 log = structlog.get_logger("worker.queue")
 
 
@@ -67,7 +64,7 @@ def sqs_client(endpoint: str | None, region: str, *, pool: int = 50) -> Any:
     return aws_client("sqs", endpoint, region, pool=pool)
 
 
-class QueueClient(QueueOperations):
+class QueueClient(QueueSending):
     """The work queue(s) and DLQ(s). ``async with QueueClient(...) as queue``."""
 
     def __init__(
@@ -83,6 +80,7 @@ class QueueClient(QueueOperations):
         signing_key: bytes = b"",
         payload_bucket: str | None = None,
         s3_endpoint: str | None = None,
+        message_group: str = "user",
     ) -> None:
         self.queue_name = queue_name
         self.dlq_name = dlq_name
@@ -96,6 +94,10 @@ class QueueClient(QueueOperations):
         self._client: Any = None
         self.lanes: dict[LaneName, Lane] = {}
         self.payloads = Payloads(payload_bucket, endpoint=s3_endpoint, region=region)
+        self.message_group = message_group
+        self.fifo = is_fifo(queue_name)
+        self._hidden: dict[str, int] = {}  # FIFO: receipt handle -> last visibility set
+        self._behind: dict[str, list[Received]] = {}  # FIFO: a message's waiting run
 
     @classmethod
     def from_settings(cls, settings: Settings, pool: int = 50) -> QueueClient:
@@ -110,6 +112,7 @@ class QueueClient(QueueOperations):
             signing_key=signing_key(settings),
             payload_bucket=settings.payload_bucket,
             s3_endpoint=settings.s3_endpoint_url,
+            message_group=settings.message_group,
         )
 
     async def open(self) -> None:
@@ -129,6 +132,8 @@ class QueueClient(QueueOperations):
                         self._client, "priority", self.priority_name, f"{self.priority_name}-dlq"
                     )
                 except ConfigError:
+                    if self.fifo:  # sends have no other way to wait for their slot
+                        raise
                     log.warning("priority_lane_missing", queue=self.priority_name)
         except BaseException:
             await self.close()
@@ -169,9 +174,16 @@ class QueueClient(QueueOperations):
     def max_receives_for(self, lane: LaneName) -> int | None:
         return self.lanes[lane].max_receives
 
-    def lane_for(self, priority: str) -> LaneName:
-        """``critical``/``high`` go to the priority lane when there is one."""
+    def lane_for(self, priority: str, intent_type: str = "") -> LaneName:
+        """``critical``/``high`` go to the priority lane when there is one. On a FIFO
+        fleet only sends do (they need ``DelaySeconds``); every intent keeps its order."""
+        if self.fifo:
+            return "priority" if intent_type == SEND_TYPE and self.has_priority else "standard"
         return "priority" if priority in PRIORITY_LEVELS and self.has_priority else "standard"
+
+    def ordered(self, message: Received) -> bool:
+        """Is this message on a FIFO queue (its group's order to keep)?"""
+        return message.group_id is not None and self._of(message.lane).fifo
 
     # --- consuming -------------------------------------------------------
     async def receive(
@@ -184,7 +196,7 @@ class QueueClient(QueueOperations):
                 QueueUrl=url,
                 MaxNumberOfMessages=max_messages,
                 WaitTimeSeconds=wait_seconds,
-                MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
+                MessageSystemAttributeNames=SYSTEM_ATTRIBUTES,
                 MessageAttributeNames=["All"],
             ),
         )
@@ -194,153 +206,38 @@ class QueueClient(QueueOperations):
         await self._of(message.lane).deletes.submit(message)
 
     async def set_visibility(self, message: Received, seconds: int) -> None:
-        await self._of(message.lane).visibility.submit((message, max(0, min(43_200, int(seconds)))))
-
-    # --- producing -------------------------------------------------------
-    async def send_envelope(self, envelope: Envelope, delay: int = 0) -> str:
-        """Put an intent on the queue: its lane by priority, routing and trace attributes,
-        refused (``EnqueueRefused``) over the queue's size limit. Returns the MessageId."""
-        lane, body, attributes = await self._wire(envelope)
-        return await self.send(body, attributes, delay=delay, lane=lane, seed=_seed(envelope))
-
-    async def send_envelopes(self, envelopes: list[Envelope]) -> list[str]:
-        """``send_envelope`` for up to 10 envelopes, one batch call per lane among them."""
-        wired = [await self._wire(envelope) for envelope in envelopes]
-        ids = [""] * len(wired)
-        for lane in dict.fromkeys(lane for lane, _, _ in wired):
-            members = [i for i, (of, _, _) in enumerate(wired) if of == lane]
-            sent = await self.send_batch(
-                [wired[i][1:] for i in members], lane, seeds=[_seed(envelopes[i]) for i in members]
-            )
-            for member, message_id in zip(members, sent, strict=True):
-                ids[member] = message_id
-        return ids
-
-    async def _wire(self, envelope: Envelope) -> tuple[LaneName, str, Attributes]:
-        """Lane, body and attributes; a body over the limit put in S3 (a pointer body)."""
-        body = encode_body(envelope, self.max_message_bytes, bucket=self.payloads.bucket)
-        attributes = message_attributes(envelope)
-        if envelope.intent.type in INTERNAL_TYPES:  # signed as the worker will read it
-            attributes[SIGNATURE_ATTRIBUTE] = {
-                "DataType": "String",
-                "StringValue": sign(body, self._signing_key),
-            }
-        body, attributes = await self.payloads.place(body, attributes, self.max_message_bytes)
-        return self.lane_for(envelope.intent.priority), body, attributes
-
-    async def send(
-        self,
-        body: str,
-        attributes: Attributes,
-        *,
-        delay: int = 0,
-        to_dlq: bool = False,
-        lane: LaneName = "standard",
-        seed: str | None = None,
-    ) -> str:
-        """Send a body as it is (copies of received messages, replays, raw test bodies).
-        Tracing on, the copy carries the current trace (or the one it carried already);
-        ``seed`` is a producer's trace id for a new one."""
-        if not 0 <= delay <= 900:
-            raise ValueError(f"DelaySeconds must be 0..900, got {delay}")
-        target = self._of(lane)
-        url = target.dlq_url if to_dlq else target.url
-        with producing(url.rsplit("/", 1)[-1], attributes, seed=seed):
-            reply = await aws_call(
-                "SendMessage",
-                lambda: self._client.send_message(
-                    QueueUrl=url,
-                    MessageBody=body,
-                    MessageAttributes=attributes,
-                    DelaySeconds=delay,
-                ),
-            )
-        return str(reply["MessageId"])
-
-    async def send_batch(
-        self,
-        items: list[tuple[str, Attributes]],
-        lane: LaneName = "standard",
-        *,
-        seeds: list[str | None] | None = None,
-    ) -> list[str]:
-        """Send up to 10 bodies in one call (a producer span each); raise if any failed."""
-        results = await self._send_entries(items, lane, seeds)
-        failed = [r for r in results if isinstance(r, QueueUnavailable)]
+        """Hide (or release, 0) a message. A FIFO message with a waiting run behind it
+        (``hold_behind``) takes the run along in the same batch call: hidden, the run
+        goes first and one second shorter (the message at least 2 s), so it is never
+        out after its head, even if this process dies between two calls."""
+        seconds = max(0, min(43_200, int(seconds)))
+        lane = self._of(message.lane)
+        rest = self._behind.pop(message.receipt_handle, []) if self.ordered(message) else []
+        if rest and seconds:
+            seconds = max(2, seconds)
+        if self.ordered(message):
+            self._hidden[message.receipt_handle] = seconds
+        own = lane.visibility.submit((message, seconds))
+        others = [lane.visibility.submit((m, max(0, seconds - 1))) for m in rest]
+        calls = [*others, own] if seconds else [own, *others]  # released: the head first
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
         if failed:
-            raise QueueUnavailable(
-                f"SendMessageBatch: {len(failed)} entries failed ({failed[0]})", code=failed[0].code
-            )
-        return [str(r) for r in results]
+            raise failed[0]
 
-    async def send_envelopes_each(self, envelopes: list[Envelope]) -> list[str | WorkerError]:
-        """``send_envelopes`` reporting per entry: a MessageId, or why that entry was not
-        sent (too large; S3 or SQS refused it). Nothing raises for one entry's sake."""
-        results: list[str | WorkerError] = []
-        wired: list[tuple[int, tuple[LaneName, str, Attributes]]] = []
-        seeds = [_seed(envelope) for envelope in envelopes]
-        for index, envelope in enumerate(envelopes):
-            try:
-                wired.append((index, await self._wire(envelope)))
-            except (EnqueueRefused, PayloadUnavailable) as exc:
-                results.append(exc)
-                continue
-            results.append("")
-        for lane in dict.fromkeys(w[0] for _, w in wired):
-            members = [(i, w) for i, w in wired if w[0] == lane]
-            try:
-                sent = await self._send_entries(
-                    [w[1:] for _, w in members], lane, [seeds[i] for i, _ in members]
-                )
-            except QueueUnavailable as exc:
-                sent = [exc] * len(members)
-            for (index, _), outcome in zip(members, sent, strict=True):
-                results[index] = outcome
-        return results
+    def hold_behind(self, message: Received, rest: list[Received]) -> None:
+        """FIFO: ``rest`` waits behind ``message`` (see ``set_visibility``)."""
+        if rest:
+            self._behind[message.receipt_handle] = rest
 
-    async def _send_entries(
-        self,
-        items: list[tuple[str, Attributes]],
-        lane: LaneName,
-        seeds: list[str | None] | None = None,
-    ) -> list[str | QueueUnavailable]:
-        target = self._of(lane)
-        entries = [
-            {"Id": str(i), "MessageBody": body, "MessageAttributes": attrs}
-            for i, (body, attrs) in enumerate(items)
-        ]
-        with contextlib.ExitStack() as spans:
-            for i, (_, attrs) in enumerate(items):
-                seed = seeds[i] if seeds else None
-                spans.enter_context(producing(target.queue_name, attrs, seed=seed))
-            reply = await aws_call(
-                "SendMessageBatch",
-                lambda: self._client.send_message_batch(QueueUrl=target.url, Entries=entries),
-            )
-        out: list[str | QueueUnavailable] = [
-            QueueUnavailable("SendMessageBatch: no answer for this entry")
-        ] * len(items)
-        for ok in reply.get("Successful", []):
-            out[int(ok["Id"])] = str(ok["MessageId"])
-        for bad in reply.get("Failed", []):
-            code = str(bad.get("Code") or "aws")
-            out[int(bad["Id"])] = QueueUnavailable(f"{code}: {bad.get('Message')}", code=code)
-        return out
+    def release_behind(self, message: Received) -> list[Received] | None:
+        """The run still waiting behind ``message`` (None: it went back with it)."""
+        return self._behind.pop(message.receipt_handle, None)
 
-    async def move_to_dlq(self, message: Received, reason: dict[str, str]) -> None:
-        """Copy to the lane's DLQ with error attributes, then delete from its queue."""
-        attrs = attributes_of(message)
-        for name, value in reason.items():
-            attrs[name] = {"DataType": "String", "StringValue": sqs_safe(value[:256]) or "-"}
-        # room for the traceparent the send adds when tracing is on
-        room = SQS_MAX_ATTRIBUTES - (0 if "traceparent" in attrs else 1)
-        await self.send(
-            message.body or " ", fit_attributes(attrs, room), to_dlq=True, lane=message.lane
-        )
-        await self.delete(message)
+    async def extend_visibility(self, message: Received, seconds: int) -> None:
+        """The heartbeat's extension (not a verdict: ``hidden_for`` does not hear of it)."""
+        await self._of(message.lane).visibility.submit((message, max(0, min(43_200, seconds))))
 
-
-def _seed(envelope: Envelope) -> str | None:
-    """A producer's own trace id (the seed's ``traceContext``), to start its trace with."""
-    given = envelope.intent.trace_context
-    return given.trace_id if given is not None else None
+    def hidden_for(self, message: Received) -> int | None:
+        """FIFO: the last visibility set on this message (and forget it), or None."""
+        return self._hidden.pop(message.receipt_handle, None)

@@ -34,6 +34,14 @@ class Lane:
     deletes: Batcher[Received, None]
     visibility: Batcher[tuple[Received, int], None]
 
+    @property
+    def fifo(self) -> bool:
+        return self.queue_name.endswith(".fifo")
+
+    @property
+    def dlq_fifo(self) -> bool:
+        return self.dlq_url.endswith(".fifo")
+
 
 async def queue_url(client: Any, name: str) -> str:
     reply = await aws_call(f"GetQueueUrl({name})", lambda: client.get_queue_url(QueueName=name))

@@ -12,6 +12,7 @@ from worker.contract.signing import derive_key
 __all__ = [
     "KEEP_FIRST",
     "SQS_MAX_ATTRIBUTES",
+    "SYSTEM_ATTRIBUTES",
     "Attributes",
     "LaneName",
     "QueueDepth",
@@ -24,6 +25,7 @@ __all__ = [
 
 Attributes = dict[str, dict[str, str]]
 LaneName = Literal["standard", "priority"]
+SYSTEM_ATTRIBUTES = ["ApproximateReceiveCount", "SentTimestamp", "MessageGroupId"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +40,7 @@ class Received:
     attributes: dict[str, str] = field(default_factory=dict)
     lane: LaneName = "standard"
     payload: str | None = None  # the body an S3 pointer body stands for, once fetched
+    group_id: str | None = None  # MessageGroupId (FIFO order; a standard queue's tenant)
 
     @property
     def content(self) -> str:
@@ -66,6 +69,7 @@ class Received:
             sent_at_ms=int(system.get("SentTimestamp", "0")),
             attributes=attrs,
             lane=lane,
+            group_id=system.get("MessageGroupId") or None,
         )
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from worker.aws import aws_call
 from worker.errors import QueueUnavailable
 from worker.queue.lanes import Lane
-from worker.queue.messages import LaneName, QueueDepth, Received
+from worker.queue.messages import SYSTEM_ATTRIBUTES, LaneName, QueueDepth, Received
 
 __all__ = ["DLQ_PARALLEL", "QueueOperations"]
 
@@ -76,7 +76,7 @@ class QueueOperations:
                 MaxNumberOfMessages=max_messages,
                 WaitTimeSeconds=wait_seconds,
                 VisibilityTimeout=hold_seconds,
-                MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
+                MessageSystemAttributeNames=SYSTEM_ATTRIBUTES,
                 MessageAttributeNames=["All"],
             ),
         )
