@@ -7,7 +7,8 @@ from worker.config.groups import (
     QueueSettings,
     SendSettings,
 )
-from worker.config.settings import NOT_SETTINGS, Settings, load_settings, setting_name
+from worker.config.loading import NOT_SETTINGS, load_settings, setting_name
+from worker.config.settings import Settings
 from worker.config.spend import Experiment, SpendSettings, VariantSpec
 
 __all__ = [

@@ -8,10 +8,7 @@ that names the setting, never minutes later in a handler.
 
 from __future__ import annotations
 
-import difflib
 import json
-import os
-from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -19,7 +16,6 @@ from pydantic import (
     BaseModel,
     Field,
     SecretStr,
-    ValidationError,
     field_validator,
     model_validator,
 )
@@ -37,29 +33,7 @@ from worker.config.groups import (
 from worker.config.spend import SpendKnobs, SpendSettings
 from worker.errors import ConfigError
 
-__all__ = [
-    "NOT_SETTINGS",
-    "Settings",
-    "load_settings",
-    "setting_name",
-    "unknown_names",
-]
-
-# FLEET_* names read outside the settings: the supervisor's child index, and knobs of
-# the dev stack and the test suite (never read by a production worker).
-NOT_SETTINGS = frozenset(
-    {
-        "FLEET_WORKER_INDEX",
-        "FLEET_LOCALSTACK_PYTHON",
-        "FLEET_FAULT_SIZE",
-        "FLEET_FAULT_OUTAGE",
-        "FLEET_FAULT_REPORT",
-        "FLEET_FAULT_RUN_SIZE",
-        "FLEET_CAMPAIGN_SIZE",
-        "FLEET_REQUIRE_BROWSER",  # the console's browser tests fail instead of skipping
-        "FLEET_CONSOLE_SCREENSHOTS",  # where those tests save page screenshots
-    }
-)
+__all__ = ["Settings"]
 
 Seconds = Annotated[float, Field(ge=0)]
 Delays = Annotated[tuple[float, ...], NoDecode]
@@ -319,44 +293,3 @@ class Settings(BaseSettings, SpendKnobs):
 
     def _pick(self, group: type[BaseModel]) -> dict[str, Any]:
         return {name: getattr(self, name) for name in group.model_fields}
-
-
-def setting_name(field: str) -> str:
-    info = Settings.model_fields.get(field)
-    alias = info.validation_alias if info else None
-    if isinstance(alias, str):
-        return alias
-    if isinstance(alias, AliasChoices):
-        return str(alias.choices[0])
-    return f"FLEET_{field.upper()}"
-
-
-def load_settings(**overrides: Any) -> Settings:
-    """Read and check the settings, turning pydantic's errors into ConfigError."""
-    try:
-        settings = Settings(**overrides)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{setting_name(str(err['loc'][0]))}: {err['msg']}"
-            if err["loc"]
-            else str(err["msg"]).removeprefix("Value error, ")
-            for err in exc.errors()
-        )
-        raise ConfigError(f"invalid settings: {problems}") from exc
-    unknown = unknown_names(os.environ)
-    if unknown:
-        raise ConfigError(unknown)
-    return settings
-
-
-def unknown_names(environ: Mapping[str, str]) -> str | None:
-    """A ``FLEET_*`` variable that no setting reads is a typo until proven otherwise."""
-    known = {setting_name(field) for field in Settings.model_fields} | NOT_SETTINGS
-    wrong = sorted(name for name in environ if name.startswith("FLEET_") and name not in known)
-    if not wrong:
-        return None
-    hints = []
-    for name in wrong:
-        close = difflib.get_close_matches(name, sorted(known), n=1)
-        hints.append(f"{name} (did you mean {close[0]}?)" if close else name)
-    return "unknown setting(s): " + ", ".join(hints) + " (see docs/configuration.md)"

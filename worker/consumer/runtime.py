@@ -60,13 +60,7 @@ def build_llm(
     """The provider routes that are configured, with breakers, prices and the cache;
     ``connections`` per provider: the most handlers that can call it at once (every
     pool follows the concurrency it serves: a fixed 512 was the plateau of issue 18)."""
-    policy = BreakerPolicy(
-        consecutive_failures=settings.breaker_failures,
-        failure_rate=settings.breaker_failure_rate,
-        min_calls=settings.breaker_min_calls,
-        window_seconds=settings.breaker_window,
-        cooldown_seconds=settings.breaker_cooldown,
-    )
+    policy = _breaker_policy(settings)
     routes: dict[str, Route] = {}
     if settings.openai_api_key is not None:
         client: ChatClient = OpenAIClient(
@@ -111,6 +105,16 @@ def build_llm(
         metrics=metrics,
         spend=spend,
         pace=limits.pace if limits is not None else None,
+    )
+
+
+def _breaker_policy(settings: ProviderSettings) -> BreakerPolicy:
+    return BreakerPolicy(
+        consecutive_failures=settings.breaker_failures,
+        failure_rate=settings.breaker_failure_rate,
+        min_calls=settings.breaker_min_calls,
+        window_seconds=settings.breaker_window,
+        cooldown_seconds=settings.breaker_cooldown,
     )
 
 
