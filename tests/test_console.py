@@ -7,6 +7,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from aiohttp import ClientResponse
@@ -15,6 +16,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from tests.support import OPERATOR, TOKENS, VIEWER, Factory, dead_letter, query, sign_in
 from worker.console import build_app, digest, parse_tokens
 from worker.errors import ConfigError
+from worker.ops.dlq import DlqWorkbench
+from worker.queue import QueueClient, Received
 from worker.store import Store
 
 PAGES = ["/", "/workflows", "/workflows/x", "/dlq", "/costs", "/costs.csv", "/events",
@@ -210,3 +213,39 @@ async def test_purge_wants_the_typed_count_and_is_audited(
         " AND at > now() - interval '1 minute'",
     )
     assert {"actor": "otto", "role": "operator", "count": 2} in audit
+
+
+async def test_the_dead_letters_page_never_waits_and_says_what_it_missed(
+    make_settings: Factory, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQS's short polls may sample too few servers and bring nothing back. The page then
+    shows what it has with a note (it never pays the workbench's one-second wait); the
+    workbench's full read (`fleet dlq list`, replay, purge) still gets every message."""
+    settings = await make_settings(console_tokens=TOKENS)
+    await dead_letter(settings, forced=3, malformed=0)
+    waits: list[int] = []
+    real = QueueClient.receive_dlq
+
+    async def short_polls_find_nothing(
+        self: QueueClient, max_messages: int = 10, wait_seconds: int = 1, **kw: Any
+    ) -> list[Received]:
+        waits.append(wait_seconds)
+        if wait_seconds == 0:
+            return []  # an unlucky sample: nothing is read (or hidden)
+        return await real(self, max_messages, wait_seconds, **kw)
+
+    async with TestClient(TestServer(build_app(settings))) as client:
+        await sign_in(client, OPERATOR)
+        page = await (await client.get("/dlq")).text()
+        assert "0 dead-lettered message(s)" not in page  # the real page reads all three
+        assert "3 dead-lettered message(s)" in page and "quick pass" not in page
+        monkeypatch.setattr(QueueClient, "receive_dlq", short_polls_find_nothing)
+        page = await (await client.get("/dlq")).text()
+        assert "brought back 0 of the 3 messages" in page
+        assert "Preview replay of all matching" in page  # no count it cannot vouch for
+        assert waits and set(waits) == {0}
+        async with QueueClient.from_settings(settings) as queue:
+            bench = DlqWorkbench(queue, store)
+            everything = await bench.scan(hold_seconds=1)
+            await bench.release(everything)
+        assert len(everything) == 3 and 1 in waits  # the patient read waited, and got all

@@ -14,7 +14,7 @@ from multidict import MultiMapping
 from worker.console.app import CONSOLE, csrf_field, principal_of, render, require_operator
 from worker.console.html import Markup, esc, hidden, table
 from worker.observability.logging import sanitize
-from worker.ops.dlq import DlqEntry, DlqFilter
+from worker.ops.dlq import DlqEntry, DlqFilter, DlqGlance
 from worker.store.console import recent_audit, record_audit
 
 __all__ = ["setup"]
@@ -77,24 +77,42 @@ def _filter_form(chosen: DlqFilter) -> str:
     return f'<form class="filters" method="get" action="/dlq">{boxes}<button>Filter</button></form>'
 
 
+def _shortfall(seen: DlqGlance) -> str:
+    if not seen.missing:
+        return ""
+    return (
+        f"<p class=notice>This read brought back {len(seen.entries)} of the {seen.depth} "
+        f"messages the dead-letter queues reported: {seen.missing} did not come back in one "
+        "quick pass (held by another read, or not yet returned by SQS). Reload to read "
+        "again; a preview or purge of all matching reads every message first, and "
+        "<code>fleet dlq list</code> waits for all of them.</p>"
+    )
+
+
 async def dlq(request: web.Request) -> web.Response:
+    """The list: one quick read of the DLQs (never a waiting poll), said so when it shows
+    fewer messages than their depth; actions read everything again (``_matching``)."""
     chosen = _filter(request.query, with_ids=False)
-    entries = await _matching(request, chosen, keep=False)
+    bench = request.app[CONSOLE].workbench()
+    seen = await bench.glance(hold_seconds=HOLD_SECONDS)
+    await bench.release(seen.entries)
+    entries = [e for e in seen.entries if chosen.matches(e)]
     operator = principal_of(request).may_operate
+    counted = "" if seen.missing else f" {len(entries)}"
     hiddens = "".join(hidden(k, str(v)) for k, v in _terms(chosen).items() if k != "ids")
     actions = ""
     if operator:
         actions = (
             '<p><button type="submit" formaction="/dlq/replay">Preview replay of selected'
             '</button> <button type="submit" name="all" value="1" formaction="/dlq/replay">'
-            f"Preview replay of all {len(entries)} matching</button> "
+            f"Preview replay of all{counted} matching</button> "
             '<button class="danger" type="submit" name="all" value="1" formaction="/dlq/purge">'
             "Purge all matching…</button></p>"
         )
     select_all = '<label class="muted"><input type="checkbox" data-select-all> select all</label>'
     audit = await recent_audit(request.app[CONSOLE].db(), 20)
     body = (
-        f"{_filter_form(chosen)}<p>{len(entries)} dead-lettered message(s)</p>"
+        f"{_filter_form(chosen)}{_shortfall(seen)}<p>{len(entries)} dead-lettered message(s)</p>"
         f'<form method="post">{csrf_field(request)}{hiddens}'
         f"{select_all if operator else ''}{_rows(entries, operator)}{actions}</form>"
         "<h2>Recent console actions</h2>"

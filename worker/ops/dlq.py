@@ -27,7 +27,7 @@ from worker.queue.keys import Keys, copy_group
 from worker.store import Replay, Row, Store, record_replay
 from worker.store.reads import call_history, dead_letter_reasons
 
-__all__ = ["DlqEntry", "DlqFilter", "DlqWorkbench", "ReplayResult", "rest_of"]
+__all__ = ["DlqEntry", "DlqFilter", "DlqGlance", "DlqWorkbench", "ReplayResult", "rest_of"]
 
 ERROR_ATTRIBUTES = ("errorClass", "errorCode", "errorMessage")
 READERS = 8  # concurrent short-poll readers per lane on a large DLQ
@@ -138,6 +138,17 @@ def rest_of(entries: Iterable[DlqEntry], picked: Iterable[DlqEntry]) -> list[Dlq
 
 
 @dataclass(frozen=True, slots=True)
+class DlqGlance:
+    entries: list[DlqEntry]  # oldest first
+    depth: int  # the messages the DLQs said were visible when the read began
+
+    @property
+    def missing(self) -> int:
+        """How many fewer messages were read than the depths said (0: all of them)."""
+        return max(0, self.depth - len(self.entries))
+
+
+@dataclass(frozen=True, slots=True)
 class ReplayResult:
     entry: DlqEntry
     new_message_id: str
@@ -154,13 +165,23 @@ class DlqWorkbench:
         Each lane's DLQ says first how many messages it holds; readers then take
         them with short polls (no wait) until that many distinct ids are in hand,
         one reader per hundred messages up to ``READERS``; only a poll that
-        follows an empty one waits. Interrupted, whatever
-        was read is released before the error leaves.
+        follows an empty one waits (a second: an empty short poll may have sampled
+        too few of SQS's servers). Interrupted, whatever was read is released
+        before the error leaves.
         """
+        return (await self._gather(hold_seconds, limit, patient=True)).entries
+
+    async def glance(self, *, hold_seconds: int = 30, limit: int = 100_000) -> DlqGlance:
+        """What the depth-bounded short polls gather without ever waiting: a page's
+        read, which may hold fewer messages than the depths said (``missing``).
+        Commands that act on everything matching use ``scan``."""
+        return await self._gather(hold_seconds, limit, patient=False)
+
+    async def _gather(self, hold: int, limit: int, *, patient: bool) -> DlqGlance:
         found: dict[str, Received] = {}
         try:
-            await asyncio.gather(
-                *(self._read_lane(lane, found, hold_seconds, limit) for lane in self._queue.lanes)
+            depths = await asyncio.gather(
+                *(self._read_lane(lane, found, hold, limit, patient) for lane in self._queue.lanes)
             )
             entries = [DlqEntry(m) for m in found.values()]
             by_id = await dead_letter_reasons(self._store, [e.source_id for e in entries])
@@ -169,20 +190,21 @@ class DlqWorkbench:
             raise
         for entry in entries:
             entry.reason = by_id.get(entry.source_id)
-        return sorted(entries, key=lambda e: e.message.sent_at_ms)
+        return DlqGlance(sorted(entries, key=lambda e: e.message.sent_at_ms), sum(depths))
 
     async def _read_lane(
-        self, lane: LaneName, found: dict[str, Received], hold: int, limit: int
-    ) -> None:
+        self, lane: LaneName, found: dict[str, Received], hold: int, limit: int, patient: bool
+    ) -> int:
         target = (await self._queue.depth(dlq=True, lane=lane)).visible
         mine: set[str] = set()
 
         async def reader() -> None:
             empty = 0
             while len(mine) < target and len(found) < limit and empty < EMPTY_POLLS:
-                batch = await self._queue.receive_dlq(  # an empty short poll may have
-                    10, wait_seconds=min(empty, 1), hold_seconds=hold, lane=lane
-                )  # sampled too few servers (real SQS): the retry waits a second
+                batch = await self._queue.receive_dlq(
+                    10, wait_seconds=min(empty, 1) if patient else 0, hold_seconds=hold,
+                    lane=lane,
+                )
                 fresh = [m for m in batch if m.message_id not in found]
                 empty = 0 if fresh else empty + 1
                 for message in fresh:
@@ -191,6 +213,7 @@ class DlqWorkbench:
 
         if target:
             await asyncio.gather(*(reader() for _ in range(min(READERS, 1 + target // 100))))
+        return target
 
     async def release(self, entries: Iterable[DlqEntry]) -> None:
         """Make read entries visible again now (batches of ten, in parallel)."""
