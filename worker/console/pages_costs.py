@@ -42,7 +42,7 @@ async def costs(request: web.Request) -> web.Response:
     raw, since, until = _window(request)
     by = _group(request)
     store = request.app[CONSOLE].db()
-    days, rows = await cost_page(store, by, since, until, limit=100)  # one scan of the window
+    days, rows = await cost_page(store, by, since, until, limit=100)  # from the rollups
     total = {k: sum(d[k] for d in days) for k in ("calls", "tokens", "usd")}
     options = "".join(
         f'<option value="{g}"{" selected" if g == by else ""}>{g}</option>' for g in COST_COLUMNS
