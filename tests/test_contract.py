@@ -140,3 +140,41 @@ def test_published_schema_is_current() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr + result.stdout
+
+
+def test_admitted_data_is_validated_once_and_only_for_its_type(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The worker admits a message, then serves its data: the data model runs once.
+    Data admitted as another type, or never admitted, is still validated."""
+    from worker.contract import served
+    from worker.contract.data import DATA_MODELS, CheckedData
+
+    body = json.dumps({"type": "message_generation", "userId": "u1", "data": {"context": "hi"}})
+    envelope = parse_message(body, WID)
+    assert isinstance(envelope.intent.data, CheckedData)
+    assert envelope.intent.model_dump(by_alias=True)["data"] == {"context": "hi"}
+    runs: list[str] = []
+    model = DATA_MODELS["message_generation"]
+    original = model.model_validate
+
+    def counted(data: object, **kwargs: object) -> object:
+        runs.append("message_generation")
+        return original(data, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(model, "model_validate", counted)
+    assert served("message_generation", envelope.intent.data).text("context") == "hi"
+    assert runs == []  # admitted as this type: not validated again
+    served("message_generation", {"context": "hi"})  # a plain dict: validated
+    assert runs == ["message_generation"]
+    with pytest.raises(MalformedMessage, match="maxChars"):  # admitted as another type
+        served("message_generation", CheckedData({"maxChars": 1}, "content_validation"))
+
+
+def test_an_unknown_key_ending_in_a_known_spelling_does_not_count_as_it() -> None:
+    """``k_content`` is a producer's own key (context), not the field ``content``."""
+    body = {"type": "content_validation", "userId": "u1", "data": {"k_content": "draft"}}
+    with pytest.raises(MalformedMessage, match="content"):
+        parse_message(json.dumps(body), WID)
+    body["data"] = {"k_content": "draft", "content": "real"}
+    assert parse_message(json.dumps(body), WID).intent.data["content"] == "real"

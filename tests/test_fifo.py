@@ -188,6 +188,51 @@ async def test_order_per_user_across_two_processes_retries_poison_and_sigkill(
         await queue.purge()
 
 
+@pytest.mark.timeout(180)
+async def test_order_per_user_holds_when_a_worker_is_stopped_mid_run(
+    make_settings: Factory, store: Store
+) -> None:
+    """SIGTERM with a short grace: runs in flight are cancelled and released, runs
+    received after the stop go back whole; twice, while another worker takes them."""
+    settings = await make_settings(queue_name=fifo_name(), shutdown_grace=0.5)
+    tag = uuid.uuid4().hex[:6]
+    users = [f"s{n}-{tag}" for n in range(4)]
+    intents = [
+        intent(user, seq, "[[fake:slow:250]]")
+        for seq, user in itertools.product(range(16), users)
+    ]
+    async with Producer(settings) as producer:
+        entries = await producer.submit_many(intents)
+    assert all(e.ok for e in entries)
+    seq_of = {
+        str(e.workflow_id): (i["userId"], i["data"]["seq"])
+        for i, e in zip(intents, entries, strict=True)
+    }
+    everyone = list(seq_of)
+
+    async def ended(count: int) -> bool:
+        rows = await statuses(store, everyone)
+        return sum(r["status"] == "completed" for r in rows) >= count
+
+    env = env_for(settings)
+    workers = [await LoggedProcess.start(["run"], env) for _ in range(2)]
+    codes: list[int] = []
+    try:
+        for target in (12, 32):
+            await wait_for(lambda target=target: ended(target), within=60)
+            stopped = workers.pop(0)
+            codes.append((await stopped.finish(signal.SIGTERM, within=30))[0])  # mid-run
+            workers.append(await LoggedProcess.start(["run"], env))
+        await wait_for(lambda: ended(64), within=90)
+    finally:
+        codes += [(await w.finish(signal.SIGTERM, within=30))[0] for w in workers]
+    assert codes == [0, 0, 0, 0]
+    rows = await statuses(store, everyone)
+    for user in users:
+        done = [seq_of[r["id"]][1] for r in rows if seq_of[r["id"]][0] == user]
+        assert done == list(range(16)), f"{user} completed out of order"
+
+
 async def _replayed(queue: QueueClient) -> Received:
     """The replayed copy from the FIFO work queue. A SIGKILLed worker's lost delete can
     leave a completed message ahead of it in its group: deleted here, as a worker would
@@ -256,12 +301,18 @@ async def test_sends_on_a_fifo_fleet_keep_their_spacing(
             assert queue.lanes["priority"].fifo is False  # sends travel on the standard lane
 
 
-def _queue() -> tuple[QueueClient, list[tuple[str, int]]]:
-    """A QueueClient whose FIFO lane records its ChangeMessageVisibilityBatch entries."""
+def _queue(
+    batches: list[list[tuple[str, int]]] | None = None,
+) -> tuple[QueueClient, list[tuple[str, int]]]:
+    """A QueueClient whose FIFO lane records its ChangeMessageVisibilityBatch entries
+    (and, given ``batches``, each call's entries)."""
     calls: list[tuple[str, int]] = []
 
     async def visibility(batch: list[tuple[Received, int]]) -> list[BaseException | None]:
-        calls.extend((m.message_id, seconds) for m, seconds in batch)
+        entries = [(m.message_id, seconds) for m, seconds in batch]
+        calls.extend(entries)
+        if batches is not None:
+            batches.append(entries)
         return [None] * len(batch)
 
     async def deletes(batch: list[Received]) -> list[BaseException | None]:
@@ -333,13 +384,50 @@ async def test_a_run_goes_on_past_a_dead_letter_and_a_short_hide_becomes_two_sec
 async def test_a_stopping_run_releases_what_it_did_not_start() -> None:
     ordered, calls, processor = _ordered({"1": ("released", 0)})
     await ordered.run(_run(3), lambda: True, lambda: None)
-    assert processor.ran == [] and calls == [("0", 0), ("1", 0), ("2", 0)]
+    assert processor.ran == [] and calls == [("0", 1), ("1", 1), ("2", 1)]
 
 
-async def test_a_released_head_goes_back_before_its_run() -> None:
+async def test_a_released_head_goes_back_with_its_run_hidden_a_second() -> None:
     ordered, calls, processor = _ordered({"1": ("released", 0)})
     await ordered.run(_run(3), lambda: False, lambda: None)
-    assert processor.ran == ["0", "1"] and calls == [("1", 0), ("2", 0)]
+    assert processor.ran == ["0", "1"] and calls == [("1", 1), ("2", 1)]
+
+
+async def test_a_run_cancelled_inside_a_message_releases_it_with_its_run() -> None:
+    from worker.consumer.fairness import Fairness
+    from worker.consumer.ordered import Ordered
+
+    batches: list[list[tuple[str, int]]] = []
+    queue, _ = _queue(batches)
+    started = asyncio.Event()
+
+    class Stuck:
+        async def process(self, message: Received) -> str:
+            started.set()
+            await asyncio.sleep(30)  # cancelled before a verdict: nothing released it
+            return "completed"
+
+    settings = load_settings(visibility_timeout=30, heartbeat_interval=10).consumer
+    ordered = Ordered(settings, queue, Stuck(), _Heartbeat(), Fairness(16, 1.0))  # type: ignore[arg-type]
+    task = asyncio.create_task(ordered.run(_run(3), lambda: False, lambda: None))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert batches == [[("0", 1), ("1", 1), ("2", 1)]]  # one call, the head first
+
+
+async def test_messages_submitted_together_leave_in_one_call_in_order() -> None:
+    batches: list[list[tuple[str, int]]] = []
+    queue, _ = _queue(batches)
+    run = _run(4)
+    lone = Received("x", "rx", "{}", 1, 0, group_id="other")
+    waiting = asyncio.create_task(queue.set_visibility(lone, 7))  # lingers for its batch
+    await asyncio.sleep(0)
+    queue.hold_behind(run[0], run[1:])
+    await queue.set_visibility(run[0], 9)
+    await waiting
+    assert batches == [[("x", 7)], [("1", 8), ("2", 8), ("3", 8), ("0", 9)]]
 
 
 async def test_standard_queue_messages_carry_the_tenant_key(make_settings: Factory) -> None:

@@ -128,3 +128,23 @@ async def test_dlq_read_models_and_replay_audit(store: Store) -> None:
         cur = await conn.execute("SELECT * FROM replays WHERE dlq_message_id = %s", (dlq_id,))
         (row,) = await cur.fetchall()
     assert (row["new_message_id"], row["workflow_id"], row["replay_count"]) == ("m-2", ref.id, 2)
+
+
+async def test_results_with_hostile_text_are_stored_cleaned(store: Store) -> None:
+    """A result carrying NUL bytes and a lone surrogate (jsonb refuses both) is stored
+    cleaned; an ordinary one keeps its non-ASCII text as it was."""
+    plain = {"text": "caf\u00e9 \U0001f600", "n": [1, 2.5, None, True]}
+    hostile = {"text": "a\x00b", "bad\ud800key": ["x\udfffy"], "ok": "caf\u00e9"}
+    stored = []
+    for result in (plain, hostile):
+        ref = WorkflowRef(str(uuid.uuid4()), "message_generation", "u-text", "normal", "t-text")
+        assert (await store.claim(ref, "texter", 30)).outcome == "claimed"
+        assert await store.complete(ref, "texter", result, "openai", [_call("0.1")], 1) == (
+            True,
+            True,
+        )
+        row = await store.workflow(ref.id)
+        assert row is not None and row["status"] == "completed"
+        stored.append(row["result"])
+    assert stored[0] == plain
+    assert stored[1] == {"text": "a\\0b", "bad?key": ["x?y"], "ok": "caf\u00e9"}

@@ -42,13 +42,26 @@ async def aws_client(
         retries={"mode": "standard", "max_attempts": 3},
         connect_timeout=5,
         read_timeout=30,
+        parameter_validation=False,  # our calls are typed; botocore's check was ~5 % of CPU
     )
     async with session.client(
         service, endpoint_url=endpoint, region_name=region, config=config, **_credentials(endpoint)
     ) as client:
         if _is_loopback(endpoint):
             client.meta.events.register("before-sign", _keep_alive)
+        _fixed_user_agent(client)
         yield client
+
+
+def _fixed_user_agent(client: Any) -> None:
+    """botocore rebuilds the User-Agent string twice per call (a few percent of the
+    worker's CPU); it only changes with features this client does not switch per call,
+    so build it once."""
+    creator = getattr(client, "_user_agent_creator", None)
+    if creator is None or not callable(getattr(creator, "to_string", None)):
+        return
+    text = creator.to_string()
+    creator.to_string = lambda: text
 
 
 def _is_loopback(endpoint: str | None) -> bool:

@@ -59,13 +59,31 @@ class Batcher(Generic[T, R]):
     async def submit(self, entry: T) -> R:
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._pending.append((entry, future, current_context() if self._trace_name else None))
+        self._schedule()
+        return await future
+
+    async def submit_together(self, entries: list[T]) -> list[R | BaseException]:
+        """Send ``entries`` in one batch call (``size`` at a time, in order), after the
+        batch already waiting: for entries whose order on the server matters (a FIFO
+        group's messages). Returns each entry's result or exception, in order."""
+        loop = asyncio.get_running_loop()
+        self._start_flush()  # what waits leaves first, on its own
+        batch = [
+            (entry, loop.create_future(), current_context() if self._trace_name else None)
+            for entry in entries
+        ]
+        for start in range(0, len(batch), self._size):
+            self._spawn(batch[start : start + self._size])
+        futures: list[asyncio.Future[R]] = [future for _, future, _ in batch]
+        return await asyncio.gather(*futures, return_exceptions=True)
+
+    def _schedule(self) -> None:
         if self._parallel is not None:
             self._pump()
         elif len(self._pending) >= self._size:
             self._start_flush()
         elif self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self._linger, self._start_flush)
-        return await future
 
     def _pump(self) -> None:
         """Group commit: start a sender if one may go; it takes its batch when it runs,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 from importlib.metadata import EntryPoint, entry_points
@@ -104,8 +105,19 @@ def run(until_idle: bool, concurrency: int | None, processes: int) -> None:
             until_idle=until_idle,
         )
         sys.exit(supervisor.run())
+    _settle_heap()
     stats = _run(run_worker(settings, until_idle=until_idle))
     errors.print(stats.sentence())
+
+
+def _settle_heap() -> None:
+    """Move what start-up built (modules, settings, clients' models) out of the
+    collector's sight, and collect young objects less often: a worker makes many
+    short-lived ones per message, and full passes over the start-up heap were ~8 %
+    of its CPU at speed."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
 
 
 @main.command()

@@ -304,9 +304,13 @@ class Fleet:
     async def _release(self, messages: list[Received]) -> None:
         self._capacity.give(len(messages))
         self.stats.released += len(messages)
-        await asyncio.gather(
-            *(self._queue.set_visibility(m, 0) for m in messages), return_exceptions=True
-        )
+        releases = []
+        for run in runs_of(messages, self._queue.ordered):  # a FIFO run goes back in one call
+            self._queue.hold_behind(run[0], run[1:])
+            releases.append(self._queue.set_visibility(run[0], 0))
+        await asyncio.gather(*releases, return_exceptions=True)
+        for message in messages:
+            self._queue.hidden_for(message)
 
     async def _drain(self) -> None:
         await self._drain_handlers()

@@ -14,7 +14,8 @@ side by side), and stops a group's run at the first message that does not end:
   the waiting rest of the run along in the same batch call, hidden one second less (the
   head at least 2 s): SQS keeps the group locked while its head is in flight, and
   LocalStack, which unlocks a group as soon as any message of it is visible again, gets
-  the whole run back at once, head first. Released at shutdown: the head, then the rest.
+  the whole run back at once, head first. Released (shutdown, a cancelled run): head and
+  rest in one call, all hidden a second, so they come back together, head first.
 
 Messages waiting their turn are kept invisible by the heartbeat, each extension a
 heartbeat interval shorter than the running message's, so a killed process's run
@@ -27,6 +28,7 @@ turn-away would spend (SQS would dead-letter it unrun).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 
 from worker.config import ConsumerSettings
@@ -88,7 +90,7 @@ class Ordered:
             for index, message in enumerate(run):
                 self._heartbeat.untrack(message)
                 if stopping():
-                    await self._put_back(run[index:], 0)
+                    await self._release(run[index:])
                     return
                 self._queue.hold_behind(message, run[index + 1 :])
                 outcome = await self._one(message)
@@ -99,9 +101,11 @@ class Ordered:
                         await self._put_back(behind, self._visibility_left())
                     return
         except asyncio.CancelledError:
-            self._queue.hidden_for(run[index])  # released at once (``Settler.release``)
             behind = self._queue.release_behind(run[index])
-            await asyncio.shield(self._put_back(behind or [], 0))
+            if behind is None:  # released with its run (``Settler.release``), or run alone
+                self._queue.hidden_for(run[index])
+            else:  # cancelled before its verdict: head and run go back in one call
+                await asyncio.shield(self._release([run[index], *behind]))
             raise
         finally:
             for waiting in run:
@@ -133,8 +137,19 @@ class Ordered:
         hidden up to the visibility timeout; the rest a second less."""
         return max(1, self._settings.visibility_timeout - 1)
 
+    async def _release(self, run: list[Received]) -> None:
+        """Give back a run not started (shutdown): its head released with the rest behind
+        it, in one call (``QueueClient.set_visibility``)."""
+        for message in run:
+            self._heartbeat.untrack(message)
+        self._queue.hold_behind(run[0], run[1:])
+        with contextlib.suppress(Exception):
+            await self._queue.set_visibility(run[0], 0)
+        for message in run:
+            self._queue.hidden_for(message)
+
     async def _put_back(self, rest: list[Received], seconds: int) -> None:
-        """Hide the rest ``seconds`` (0: release them, after a released head)."""
+        """Hide the rest ``seconds`` (after a head whose visibility change failed)."""
         for message in rest:
             self._heartbeat.untrack(message)
         await asyncio.gather(

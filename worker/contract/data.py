@@ -35,6 +35,7 @@ __all__ = [
     "PRODUCER_TYPES",
     "RECIPIENT_IDS",
     "RECIPIENT_NAMES",
+    "CheckedData",
     "Known",
     "ProducerType",
     "RecipientObject",
@@ -219,13 +220,13 @@ def _model(intent_type: str, fields: tuple[Known, ...]) -> type[BaseModel]:
 def _servable(intent_type: str) -> Any:
     """The rule 'something the type can work from', naming the field that is missing."""
     fields = FIELDS[intent_type]
+    spelling_of = {f"k_{s}": s for known in fields for s in known.spellings}
 
     def check(model: BaseModel) -> BaseModel:
         given = set((model.model_extra or {}).keys()) | {
-            known_spelling
-            for known in fields
-            for known_spelling in known.spellings
-            if getattr(model, f"k_{known_spelling}") is not None
+            spelling_of[name]  # the fields set (an extra key named k_... is not one)
+            for name in model.model_fields_set
+            if name in spelling_of and getattr(model, name) is not None
         }
         for known in fields:
             if known.required and not given.intersection(known.spellings):
@@ -247,3 +248,14 @@ def _servable(intent_type: str) -> Any:
 
 
 DATA_MODELS: dict[str, type[BaseModel]] = {t: _model(t, FIELDS[t]) for t in PRODUCER_TYPES}
+
+
+class CheckedData(dict[str, Any]):
+    """``data`` the door has validated as ``intent_type``'s (``served`` then need not
+    validate it again: the worker admits every message before its handler serves it)."""
+
+    __slots__ = ("intent_type",)
+
+    def __init__(self, data: dict[str, Any], intent_type: str) -> None:
+        super().__init__(data)
+        self.intent_type = intent_type

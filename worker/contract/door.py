@@ -25,7 +25,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, create_model, model_validator
 from pydantic_core import PydanticCustomError
 
-from worker.contract.data import DATA_MODELS, PRODUCER_TYPES
+from worker.contract.data import DATA_MODELS, PRODUCER_TYPES, CheckedData
 from worker.contract.envelope import INTERNAL_TYPES, Envelope, IntentCommon, _Wire
 from worker.contract.reasons import describe
 from worker.errors import MalformedMessage
@@ -113,6 +113,7 @@ def admit(
     *,
     providers: Collection[str] | None = None,
     trusted: bool = False,
+    shallow: bool = False,
 ) -> Envelope:
     """An envelope the worker will serve, or ``MalformedMessage`` saying why.
 
@@ -120,19 +121,21 @@ def admit(
     a uuid) or, at the door (no message id yet), a new one. ``providers`` are the
     configured LLM providers (None: not checked). The worker leaves them to
     ``LLM.order``, which refuses a forced provider it lacks before any call, with the
-    same words: a dead-lettered workflow an operator can replay once it is configured."""
+    same words: a dead-lettered workflow an operator can replay once it is configured.
+    ``shallow``: the caller knows the body cannot nest too deep (the depth walk is spared)."""
     decoded, message_id = unwrap(decoded, message_id)
     if not isinstance(decoded, dict):
         raise MalformedMessage(
             f"body must be a JSON object, got {type(decoded).__name__}", code="not_object"
         )
-    if _depth(decoded, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+    if not shallow and _depth(decoded, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
         raise MalformedMessage(f"body nests deeper than {MAX_JSON_DEPTH} levels", code="too_deep")
     envelope_shape = _is_envelope(decoded)
     intent = decoded.get("intent") if envelope_shape else decoded
     internal = isinstance(intent, dict) and intent.get("type") in INTERNAL_TYPES
+    checked = not (internal and trusted)
     try:
-        if not (internal and trusted):
+        if checked:
             if envelope_shape:
                 ProducerEnvelope.model_validate(decoded)
             else:
@@ -145,6 +148,8 @@ def admit(
         raise MalformedMessage(
             describe(exc, "" if envelope_shape else "intent"), code=_code(exc)
         ) from exc
+    if checked:
+        _checked(envelope)
     force = envelope.intent.force_provider
     if force and providers is not None and force not in providers:
         raise MalformedMessage(  # the words of ``LLM.order``, which checks it in the worker
@@ -152,6 +157,13 @@ def admit(
             code="provider_not_configured",
         )
     return envelope
+
+
+def _checked(envelope: Envelope) -> None:
+    """Mark producer ``data`` as validated for its type (``served`` skips the second pass)."""
+    intent = envelope.intent
+    if intent.type in DATA_MODELS:
+        intent.__dict__["data"] = CheckedData(intent.data, intent.type)
 
 
 def unwrap(decoded: Any, message_id: str | None) -> tuple[Any, str | None]:
@@ -185,7 +197,8 @@ def parse_message(
         decoded = json.loads(body)
     except (ValueError, RecursionError) as exc:
         raise MalformedMessage(f"body is not JSON: {str(exc)[:120]}", code="not_json") from exc
-    return admit(decoded, message_id, providers=providers, trusted=trusted)
+    shallow = body.count("{") + body.count("[") < MAX_JSON_DEPTH  # fewer openers than levels
+    return admit(decoded, message_id, providers=providers, trusted=trusted, shallow=shallow)
 
 
 def _workflow_id(message_id: str | None) -> uuid.UUID:

@@ -77,11 +77,11 @@ def served(intent_type: str, data: dict[str, Any]) -> Served:
     """Validate ``data`` for a producer type and normalize it (``MalformedMessage`` if not)."""
     from worker.contract.reasons import describe
 
-    model = DATA_MODELS[intent_type]
-    try:
-        model.model_validate(data)
-    except ValidationError as exc:
-        raise MalformedMessage(describe(exc, "intent.data"), code="invalid_data") from exc
+    if getattr(data, "intent_type", None) != intent_type:  # not admitted as this type
+        try:
+            DATA_MODELS[intent_type].model_validate(data)
+        except ValidationError as exc:
+            raise MalformedMessage(describe(exc, "intent.data"), code="invalid_data") from exc
     known: dict[str, Any] = {}
     others: dict[str, Any] = {}
     spelled = {s: k for k in FIELDS[intent_type] for s in k.spellings}

@@ -13,7 +13,7 @@ import time
 from collections import Counter as Tally
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -93,6 +93,7 @@ class Metrics:
         self._pending: dict[Key, StatSet] = {}
         self._totals: Tally[str] = Tally()
         self._oldest_sent_ms = 0
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
 
     # --- events ----------------------------------------------------------
     def message_received(self, count: int, oldest_sent_ms: int = 0) -> None:
@@ -106,10 +107,19 @@ class Metrics:
 
     def workflow(self, intent: str, outcome: str, seconds: float) -> None:
         self._totals[outcome] += 1
-        self.outcomes.labels(intent, outcome).inc()
-        self.handler_seconds.labels(intent).observe(seconds)
+        self._child(self.outcomes, intent, outcome).inc()
+        self._child(self.handler_seconds, intent).observe(seconds)
         self._aggregate("Workflows", {"IntentType": intent, "Outcome": outcome}, 1.0, "Count")
         self._aggregate("HandlerLatency", {"IntentType": intent}, seconds, "Seconds")
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, looked up once (prometheus_client locks and
+        validates on every call; this runs several times per message)."""
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def listen(self, listener: Callable[[str, float], None]) -> None:
         """``listener(outcome, seconds)`` hears every provider call (the limiter)."""
@@ -123,10 +133,10 @@ class Metrics:
     def provider_call(self, provider: str, outcome: str, seconds: float, cost: float) -> None:
         for listener in self._listeners:
             listener(outcome, seconds)
-        self.provider_calls.labels(provider, outcome).inc()
-        self.provider_seconds.labels(provider).observe(seconds)
+        self._child(self.provider_calls, provider, outcome).inc()
+        self._child(self.provider_seconds, provider).observe(seconds)
         if cost:
-            self.cost.labels(provider).inc(cost)
+            self._child(self.cost, provider).inc(cost)
         dims = {"Provider": provider, "Outcome": outcome}
         self._aggregate("ProviderCalls", dims, 1.0, "Count")
         # per provider, for the error-rate alarm (alarms cannot add up dimensions)

@@ -21,7 +21,6 @@ botocore errors are translated by ``worker.aws`` into ``QueueUnavailable``
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from typing import Any
 
@@ -207,20 +206,25 @@ class QueueClient(QueueSending):
 
     async def set_visibility(self, message: Received, seconds: int) -> None:
         """Hide (or release, 0) a message. A FIFO message with a waiting run behind it
-        (``hold_behind``) takes the run along in the same batch call: hidden, the run
-        goes first and one second shorter (the message at least 2 s), so it is never
-        out after its head, even if this process dies between two calls."""
+        (``hold_behind``) takes the run along in one batch call, never split: hidden, the
+        run goes first and one second shorter (the message at least 2 s), so it is never
+        out after its head, even if this process dies between two calls. Released, head
+        and run are all hidden one second instead: LocalStack applies a batch's entries
+        one by one, and a receive between two of them would take the head with a later
+        message of its group; expired together, they come back in one pass, head first."""
         seconds = max(0, min(43_200, int(seconds)))
         lane = self._of(message.lane)
         rest = self._behind.pop(message.receipt_handle, []) if self.ordered(message) else []
-        if rest and seconds:
-            seconds = max(2, seconds)
         if self.ordered(message):
             self._hidden[message.receipt_handle] = seconds
-        own = lane.visibility.submit((message, seconds))
-        others = [lane.visibility.submit((m, max(0, seconds - 1))) for m in rest]
-        calls = [*others, own] if seconds else [own, *others]  # released: the head first
-        results = await asyncio.gather(*calls, return_exceptions=True)
+        if not rest:
+            await lane.visibility.submit((message, seconds))
+            return
+        if seconds:
+            entries = [(m, max(2, seconds) - 1) for m in rest] + [(message, max(2, seconds))]
+        else:
+            entries = [(message, 1)] + [(m, 1) for m in rest]
+        results = await lane.visibility.submit_together(entries)
         failed = [r for r in results if isinstance(r, BaseException)]
         if failed:
             raise failed[0]

@@ -18,11 +18,10 @@ from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
-from psycopg.types.json import Jsonb
 
 from worker.store.ledger import CALL_COLUMNS, call_row
 from worker.store.records import CallRecord, Claim, WorkflowRef
-from worker.store.text import pg_json
+from worker.store.text import pg_json, pg_jsonb
 
 __all__ = ["ClaimAsk", "Completion", "claim_many", "complete_many"]
 
@@ -117,7 +116,7 @@ async def claim_many(conn: Conn, asks: Sequence[ClaimAsk]) -> list[Claim]:
         await cur.execute(
             _CLAIM_MANY,
             {
-                "rows": Jsonb(pg_json(rows)),
+                "rows": pg_jsonb(rows),
                 "owner": asks[0].owner,
                 "lease": asks[0].lease_seconds,
             },
@@ -151,7 +150,7 @@ async def complete_many(conn: Conn, done: Sequence[Completion]) -> list[bool]:
     calls = [call_row(d.ref, c, d.receive_count) for d in done for c in d.calls]
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
-            _COMPLETE_MANY, {"rows": Jsonb(pg_json(rows)), "calls": Jsonb(pg_json(calls))}
+            _COMPLETE_MANY, {"rows": pg_jsonb(rows), "calls": pg_jsonb(calls)}
         )
         now_done = {row["id"] for row in await cur.fetchall()}
     flags: list[bool] = []

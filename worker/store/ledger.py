@@ -10,11 +10,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import psycopg
-from psycopg.types.json import Jsonb
 
 from worker.store.pool import Conn
 from worker.store.records import CallRecord, DeadLetter, WorkflowRef
-from worker.store.text import pg_json, pg_text
+from worker.store.text import pg_jsonb, pg_text
 
 __all__ = ["CALL_COLUMNS", "call_row", "insert_calls", "insert_dead_letter", "try_insert_calls"]
 
@@ -77,7 +76,7 @@ async def insert_calls(
     if not calls:
         return
     rows = [call_row(ref, c, receive_count) for c in calls]
-    await conn.execute(_INSERT_CALLS, {"calls": Jsonb(pg_json(rows))})
+    await conn.execute(_INSERT_CALLS, {"calls": pg_jsonb(rows)})
 
 
 async def try_insert_calls(
@@ -108,7 +107,7 @@ async def insert_dead_letter(conn: Conn, dl: DeadLetter) -> None:
             dl.error_code,
             pg_text(dl.error_message, 2000),
             dl.receive_count,
-            Jsonb(pg_json(dl.history)),
+            pg_jsonb(dl.history),
             dl.source_queue,
         ),
     )

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
-__all__ = ["pg_json", "pg_text"]
+from psycopg.types.json import Jsonb
+
+__all__ = ["pg_json", "pg_jsonb", "pg_text"]
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def pg_text(value: str, limit: int | None = None) -> str:
@@ -22,3 +28,16 @@ def pg_json(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [pg_json(v) for v in value]
     return value
+
+
+def pg_jsonb(value: Any) -> Jsonb:
+    """A jsonb parameter of ``value``, cleaned as ``pg_json`` would, serialised once: the
+    walk through every string runs only when the text shows something to clean."""
+    text = json.dumps(value, ensure_ascii=False)
+    if "\\u0000" in text or _LONE_SURROGATE.search(text):
+        text = json.dumps(pg_json(value), ensure_ascii=False)
+    return Jsonb(text, dumps=_as_is)
+
+
+def _as_is(text: Any) -> str:
+    return str(text)

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import psycopg
-from psycopg.types.json import Jsonb
 
 from worker.batcher import Batcher
 from worker.errors import StoreUnavailable, WorkerError
@@ -20,7 +19,7 @@ from worker.store.group import ClaimAsk, Completion, claim_many, complete_many
 from worker.store.ledger import insert_calls, insert_dead_letter, try_insert_calls
 from worker.store.pool import Conn, Connects, Row, translate
 from worker.store.records import CallRecord, Claim, DeadLetter, WorkflowRef
-from worker.store.text import pg_json, pg_text
+from worker.store.text import pg_jsonb, pg_text
 
 __all__ = ["Workflows"]
 
@@ -160,7 +159,7 @@ class Workflows:
         """The result in a transaction and the cost rows in a savepoint within it."""
         async with self._db.connection() as conn, conn.transaction():
             cur = await conn.execute(
-                _COMPLETE_ONE, (Jsonb(pg_json(one.result)), one.provider, one.ref.id)
+                _COMPLETE_ONE, (pg_jsonb(one.result), one.provider, one.ref.id)
             )
             saved = await try_insert_calls(conn, one.ref, one.calls, one.receive_count)
             return cur.rowcount == 1, saved
