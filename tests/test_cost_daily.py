@@ -45,6 +45,9 @@ ROLLUPS = [
     ("cost_day_mix", "day, provider, model, intent_type", f"{DAY}, provider, model, intent_type"),
 ]
 
+# An open window has no end: it counts calls stamped later today too (other tests' rows)
+OPEN_END = datetime(9999, 1, 1, tzinfo=UTC)
+
 INSERT_CALLS = """
 INSERT INTO llm_calls (workflow_id, user_id, intent_type, provider, model, prompt_tokens,
                        completion_tokens, usage_source, cost_usd, price_version, duration_ms,
@@ -148,7 +151,7 @@ async def test_windows_spanning_months_equal_the_window_of_llm_calls(store: Stor
         (at.replace(month=3, day=31, hour=23), at.replace(month=4, day=1, hour=1)),  # no day
     ]
     for since, until in windows:
-        await check_window(store, user, since, until, until or datetime.now(UTC))
+        await check_window(store, user, since, until, until or OPEN_END)
     await query(store,
         "UPDATE llm_calls SET cost_usd = cost_usd + 0.00000007, created_at = created_at"
         " + interval '20 days' WHERE user_id = %s AND id %% 3 = 0 RETURNING 1",
@@ -158,7 +161,7 @@ async def test_windows_spanning_months_equal_the_window_of_llm_calls(store: Stor
                 (user,))
     assert await difference(store) == 0
     for since, until in windows:
-        await check_window(store, user, since, until, until or datetime.now(UTC))
+        await check_window(store, user, since, until, until or OPEN_END)
 
 
 async def check_window(
