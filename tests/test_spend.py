@@ -159,6 +159,25 @@ async def test_two_ledgers_share_a_budget_and_spend_never_passes_it(store: Store
     assert len(hook.posts) == 3  # 50 % failed once and was retried; 100 % once
 
 
+async def test_every_refusal_is_counted_also_those_answered_from_memory(store: Store) -> None:
+    """After the first exhausted refusal a worker answers from memory (no row lock);
+    those refusals reach the row's count at its next flush."""
+    user = f"u-{uuid.uuid4().hex[:8]}"
+    estimate = ask(user).estimate()
+    await BudgetTable(store).put("user", user, "day", estimate / 2, "dead_letter", [100])
+    ledger = ledger_for(store, Hook(), budget_flush_seconds=60)
+    await ledger.refresh()
+    for _ in range(4):
+        with pytest.raises(OverBudget):
+            await ledger.reserve(ask(user))
+    counted = "SELECT refused FROM budget_usage u JOIN budgets b ON b.id = u.budget_id" \
+        " WHERE b.subject = %s"
+    assert [r["refused"] for r in await query(store, counted, (user,))] == [1]  # the row's
+    await ledger.flush()
+    assert [r["refused"] for r in await query(store, counted, (user,))] == [4]
+    await ledger.close()
+
+
 async def test_later_calls_of_a_started_workflow_are_never_refused(store: Store) -> None:
     user = f"u-{uuid.uuid4().hex[:8]}"
     estimate = ask(user).estimate()

@@ -60,6 +60,7 @@ class Account:
     settled: Decimal = ZERO  # real cost settled, not yet added to the row's spend
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     refused: tuple[float, Grant] | None = None  # (when, the row) of the last exhausted refusal
+    unrecorded: int = 0  # refusals answered from ``refused``, not yet counted in the row
 
     @property
     def free(self) -> Decimal:
@@ -174,6 +175,8 @@ class SpendLedger:
         exhausted = grant.spent_usd + cost > grant.amount_usd
         if fresh:
             account.refused = (time.monotonic(), grant) if exhausted else None
+        else:  # answered without the row: counted there at the next flush
+            account.unrecorded += 1
         if self._metrics is not None:
             self._metrics.budget_refused(budget.scope)
         if not exhausted:
@@ -199,17 +202,22 @@ class SpendLedger:
         for key, account in list(self._accounts.items()):
             async with account.lock:
                 spent, release = account.settled, max(ZERO, account.leased - account.reserved)
-                if not spent and not release:
+                refusals = account.unrecorded
+                if not spent and not release and not refusals:
                     if not account.reserved and key[1] != self._current(account):
                         del self._accounts[key]  # a past period with nothing left in it
                     continue
                 account.settled -= spent
                 account.leased -= release
+                account.unrecorded = 0
                 try:
-                    totals = await self._table.settle(account.budget.id, key[1], spent, release)
+                    totals = await self._table.settle(
+                        account.budget.id, key[1], spent, release, refused=refusals
+                    )
                 except WorkerError as exc:
                     account.settled += spent
                     account.leased += release
+                    account.unrecorded += refusals
                     log.warning("budget_flush_failed", budget=account.budget.target, error=str(exc))
                     continue
             if totals is None:  # the budget was deleted: nothing to account to

@@ -53,7 +53,8 @@ UPDATE budget_usage SET leased_usd = leased_usd + %s, refused = refused + %s, up
 _SETTLE = """
 UPDATE budget_usage u
    SET spent_usd = u.spent_usd + %(spent)s,
-       leased_usd = GREATEST(u.leased_usd - %(release)s, 0), updated_at = now()
+       leased_usd = GREATEST(u.leased_usd - %(release)s, 0),
+       refused = u.refused + %(refused)s, updated_at = now()
   FROM budgets b
  WHERE b.id = u.budget_id AND u.budget_id = %(id)s AND u.period_start = %(period)s
 RETURNING u.spent_usd, b.amount_usd
@@ -208,11 +209,17 @@ class BudgetTable:
         return Grant(granted, spent, leased + granted, amount)
 
     async def settle(
-        self, budget_id: int, period: date, spent: Decimal, release: Decimal
+        self, budget_id: int, period: date, spent: Decimal, release: Decimal, refused: int = 0
     ) -> tuple[Decimal, Decimal] | None:
-        """Add ``spent`` to the period's spend and take ``release`` off its leases;
-        (spent now, amount), or None when the budget is gone."""
-        params = {"id": budget_id, "period": period, "spent": spent, "release": release}
+        """Add ``spent`` to the period's spend, take ``release`` off its leases and count
+        ``refused`` refusals; (spent now, amount), or None when the budget is gone."""
+        params = {
+            "id": budget_id,
+            "period": period,
+            "spent": spent,
+            "release": release,
+            "refused": refused,
+        }
         async with self._db.connection() as conn:
             await conn.execute(_USAGE_ROW, params)
             row = await (await conn.execute(_SETTLE, params)).fetchone()
