@@ -102,7 +102,11 @@ class TokenBook:
 def parse_tokens(raw: str | None) -> TokenBook:
     """``name:role:token,...`` into a book of hashes; a bad entry names the setting."""
     if not raw or not raw.strip():
-        raise ConfigError(f"{_SETTING} is not set: nobody could sign in to the console")
+        raise ConfigError(
+            f"{_SETTING} is not set: nobody could sign in to the console (set it to "
+            "name:role:token,... with role viewer or operator and a token of 16+ random "
+            "characters; see docs/console.md)"
+        )
     entries: list[_Entry] = []
     for index, part in enumerate(p.strip() for p in raw.split(",") if p.strip()):
         name, sep1, rest = part.partition(":")
