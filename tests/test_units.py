@@ -330,3 +330,16 @@ def test_bench_overhead_subtracts_the_providers_own_time_not_the_workers() -> No
     rows = [("wf-a", spent + 0.25), ("wf-b", 0.2)]
     assert in_worker_overhead(rows, served) == pytest.approx([0.25, 0.2])
     assert in_worker_overhead([("wf-a", 0.1)], served) == [0.0]
+
+
+def test_metrics_keep_cloudwatch_sets_only_when_something_drains_them() -> None:
+    from worker.observability import Metrics
+
+    kept, dropped = Metrics(), Metrics(aggregate=False)
+    for metrics in (kept, dropped):
+        metrics.workflow("message_generation", "completed", 0.2)
+        metrics.provider_call("openai", "ok", 0.1, 0.001)
+    assert {key[0] for key in kept.drain()} >= {"Workflows", "ProviderCalls", "CostUSD"}
+    assert dropped.drain() == {}  # CloudWatch off: no sets pile up
+    assert dropped.totals() == {"completed": 1}  # the rest is counted as before
+    assert b'fleet_provider_calls_total{outcome="ok",provider="openai"} 1.0' in dropped.prometheus()

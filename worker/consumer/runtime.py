@@ -191,7 +191,7 @@ async def run_worker(
     if settings.migrate_on_start:
         await migrate(database_url)
     owner = worker_id()
-    metrics = Metrics()
+    metrics = Metrics(aggregate=settings.cloudwatch_enabled)
     async with AsyncExitStack() as stack:
         store = Store(database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
         await stack.enter_async_context(store)

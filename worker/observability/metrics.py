@@ -42,7 +42,11 @@ Key = tuple[str, tuple[tuple[str, str], ...], str]
 
 
 class Metrics:
-    def __init__(self) -> None:
+    """Prometheus metrics, and (``aggregate``) the statistic sets CloudWatch drains:
+    without a CloudWatch publisher nothing would drain them, so none are kept."""
+
+    def __init__(self, *, aggregate: bool = True) -> None:
+        self._aggregating = aggregate
         self.registry = CollectorRegistry()
         r = self.registry
         self.received = Counter("fleet_messages_received", "Messages received", registry=r)
@@ -187,6 +191,8 @@ class Metrics:
 
     # --- sinks -----------------------------------------------------------
     def _aggregate(self, name: str, dims: dict[str, str], value: float, unit: Unit) -> None:
+        if not self._aggregating:
+            return
         key: Key = (name, tuple(sorted(dims.items())), unit)
         with self._lock:
             stat = self._pending.get(key)
