@@ -304,13 +304,8 @@ class Fleet:
     async def _release(self, messages: list[Received]) -> None:
         self._capacity.give(len(messages))
         self.stats.released += len(messages)
-        releases = []
-        for run in runs_of(messages, self._queue.ordered):  # a FIFO run goes back in one call
-            self._queue.hold_behind(run[0], run[1:])
-            releases.append(self._queue.set_visibility(run[0], 0))
-        await asyncio.gather(*releases, return_exceptions=True)
-        for message in messages:
-            self._queue.hidden_for(message)
+        runs = runs_of(messages, self._queue.ordered)  # a FIFO run goes back in one call
+        await asyncio.gather(*(self._queue.release_run(r) for r in runs), return_exceptions=True)
 
     async def _drain(self) -> None:
         await self._drain_handlers()

@@ -139,14 +139,11 @@ class Ordered:
 
     async def _release(self, run: list[Received]) -> None:
         """Give back a run not started (shutdown): its head released with the rest behind
-        it, in one call (``QueueClient.set_visibility``)."""
+        it, in one call (``QueueClient.release_run``)."""
         for message in run:
             self._heartbeat.untrack(message)
-        self._queue.hold_behind(run[0], run[1:])
         with contextlib.suppress(Exception):
-            await self._queue.set_visibility(run[0], 0)
-        for message in run:
-            self._queue.hidden_for(message)
+            await self._queue.release_run(run)
 
     async def _put_back(self, rest: list[Received], seconds: int) -> None:
         """Hide the rest ``seconds`` (after a head whose visibility change failed)."""

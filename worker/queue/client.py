@@ -229,6 +229,16 @@ class QueueClient(QueueSending):
         if failed:
             raise failed[0]
 
+    async def release_run(self, run: list[Received]) -> None:
+        """Release ``run`` (a FIFO group's messages in order, or one message): the head
+        with the rest behind it, in one call (``set_visibility``); then forget them."""
+        self.hold_behind(run[0], run[1:])
+        try:
+            await self.set_visibility(run[0], 0)
+        finally:
+            for message in run:
+                self.hidden_for(message)
+
     def hold_behind(self, message: Received, rest: list[Received]) -> None:
         """FIFO: ``rest`` waits behind ``message`` (see ``set_visibility``)."""
         if rest:
