@@ -26,7 +26,8 @@ from typing import Any
 
 import structlog
 
-from worker.aws import aws_call, aws_client
+from worker.aws import aws_client
+from worker.aws.wire import SqsWire
 from worker.config import Settings
 from worker.contract.signing import derive_key
 from worker.errors import ConfigError
@@ -91,6 +92,7 @@ class QueueClient(QueueSending):
         self._pool = pool
         self._stack: contextlib.AsyncExitStack | None = None
         self._client: Any = None
+        self._hot: SqsWire | None = None  # receive, delete, visibility
         self.lanes: dict[LaneName, Lane] = {}
         self.payloads = Payloads(payload_bucket, endpoint=s3_endpoint, region=region)
         self.message_group = message_group
@@ -121,14 +123,17 @@ class QueueClient(QueueSending):
         )
         self._stack = stack
         try:
+            wire = await stack.enter_async_context(SqsWire(self._client, pool=self._pool))
+            self._hot = wire
             await stack.enter_async_context(self.payloads)
             self.lanes["standard"] = await open_lane(
-                self._client, "standard", self.queue_name, self.dlq_name
+                self._client, wire, "standard", self.queue_name, self.dlq_name
             )
             if self.priority_name:
                 try:
+                    dlq = f"{self.priority_name}-dlq"
                     self.lanes["priority"] = await open_lane(
-                        self._client, "priority", self.priority_name, f"{self.priority_name}-dlq"
+                        self._client, wire, "priority", self.priority_name, dlq
                     )
                 except ConfigError:
                     if self.fifo:  # sends have no other way to wait for their slot
@@ -188,17 +193,16 @@ class QueueClient(QueueSending):
     async def receive(
         self, max_messages: int, wait_seconds: int, lane: LaneName = "standard"
     ) -> list[Received]:
-        url = self._of(lane).url
-        reply = await aws_call(
-            "ReceiveMessage",
-            lambda: self._client.receive_message(
-                QueueUrl=url,
-                MaxNumberOfMessages=max_messages,
-                WaitTimeSeconds=wait_seconds,
-                MessageSystemAttributeNames=SYSTEM_ATTRIBUTES,
-                MessageAttributeNames=["All"],
-            ),
-        )
+        if self._hot is None:
+            raise RuntimeError("QueueClient used before open()")
+        params = {
+            "QueueUrl": self._of(lane).url,
+            "MaxNumberOfMessages": max_messages,
+            "WaitTimeSeconds": wait_seconds,
+            "MessageSystemAttributeNames": SYSTEM_ATTRIBUTES,
+            "MessageAttributeNames": ["All"],
+        }
+        reply = await self._hot.call("ReceiveMessage", params)
         return [Received.from_sqs(raw, lane) for raw in reply.get("Messages", [])]
 
     async def delete(self, message: Received) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from worker.aws import aws_call
+from worker.aws.wire import SqsWire
 from worker.batcher import Batcher
 from worker.errors import QueueUnavailable
 from worker.queue.messages import LaneName, Received
@@ -48,8 +49,11 @@ async def queue_url(client: Any, name: str) -> str:
     return str(reply["QueueUrl"])
 
 
-async def open_lane(client: Any, name: LaneName, queue_name: str, dlq_name: str) -> Lane:
-    """Look the lane's queues up, read its redrive policy, make its batchers."""
+async def open_lane(
+    client: Any, wire: SqsWire, name: LaneName, queue_name: str, dlq_name: str
+) -> Lane:
+    """Look the lane's queues up, read its redrive policy, make its batchers (their
+    calls go over ``wire``, the hot path's JSON client)."""
     url = await queue_url(client, queue_name)
     dlq_url = await queue_url(client, dlq_name)
     attrs = await aws_call(
@@ -61,10 +65,7 @@ async def open_lane(client: Any, name: LaneName, queue_name: str, dlq_name: str)
 
     async def delete_batch(batch: list[Received]) -> list[BaseException | None]:
         entries = [{"Id": str(i), "ReceiptHandle": m.receipt_handle} for i, m in enumerate(batch)]
-        reply = await aws_call(
-            "DeleteMessageBatch",
-            lambda: client.delete_message_batch(QueueUrl=url, Entries=entries),
-        )
+        reply = await wire.call("DeleteMessageBatch", {"QueueUrl": url, "Entries": entries})
         return _per_entry("DeleteMessage", len(batch), reply)
 
     async def visibility_batch(batch: list[tuple[Received, int]]) -> list[BaseException | None]:
@@ -72,9 +73,8 @@ async def open_lane(client: Any, name: LaneName, queue_name: str, dlq_name: str)
             {"Id": str(i), "ReceiptHandle": m.receipt_handle, "VisibilityTimeout": seconds}
             for i, (m, seconds) in enumerate(batch)
         ]
-        reply = await aws_call(
-            "ChangeMessageVisibilityBatch",
-            lambda: client.change_message_visibility_batch(QueueUrl=url, Entries=entries),
+        reply = await wire.call(
+            "ChangeMessageVisibilityBatch", {"QueueUrl": url, "Entries": entries}
         )
         return _per_entry("ChangeMessageVisibility", len(batch), reply)
 

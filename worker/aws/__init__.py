@@ -1,7 +1,9 @@
 """aiobotocore clients and the translation of botocore errors into ours.
 
-The only place that imports botocore: SQS (``worker.queue``) and CloudWatch
-(``worker.observability.cloudwatch``) call AWS through these two functions.
+The only package that imports botocore: SQS (``worker.queue``) and CloudWatch
+(``worker.observability.cloudwatch``) call AWS through these two functions, except
+the worker's hot path (receive, delete, visibility), which ``worker.aws.wire``
+sends as signed JSON POSTs over aiohttp (decision 60).
 """
 
 from __future__ import annotations
