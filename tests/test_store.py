@@ -135,8 +135,9 @@ async def test_results_with_hostile_text_are_stored_cleaned(store: Store) -> Non
     cleaned; an ordinary one keeps its non-ASCII text as it was."""
     plain = {"text": "caf\u00e9 \U0001f600", "n": [1, 2.5, None, True]}
     hostile = {"text": "a\x00b", "bad\ud800key": ["x\udfffy"], "ok": "caf\u00e9"}
+    numbered = {"votes": {7: "seven"}}  # a key that is not a string: JSON's text of it
     stored = []
-    for result in (plain, hostile):
+    for result in (plain, hostile, numbered):
         ref = WorkflowRef(str(uuid.uuid4()), "message_generation", "u-text", "normal", "t-text")
         assert (await store.claim(ref, "texter", 30)).outcome == "claimed"
         assert await store.complete(ref, "texter", result, "openai", [_call("0.1")], 1) == (
@@ -148,3 +149,4 @@ async def test_results_with_hostile_text_are_stored_cleaned(store: Store) -> Non
         stored.append(row["result"])
     assert stored[0] == plain
     assert stored[1] == {"text": "a\\0b", "bad?key": ["x?y"], "ok": "caf\u00e9"}
+    assert stored[2] == {"votes": {"7": "seven"}}

@@ -24,6 +24,8 @@ from worker.errors import (
 )
 from worker.observability.logging import add_secrets, sanitize
 from worker.outbound import (
+    Reply,
+    encode,
     retry_after_seconds,
     retry_delay,
     retrying,
@@ -343,3 +345,16 @@ def test_metrics_keep_cloudwatch_sets_only_when_something_drains_them() -> None:
     assert dropped.drain() == {}  # CloudWatch off: no sets pile up
     assert dropped.totals() == {"completed": 1}  # the rest is counted as before
     assert b'fleet_provider_calls_total{outcome="ok",provider="openai"} 1.0' in dropped.prometheus()
+
+
+def test_request_bodies_are_json_also_with_a_lone_surrogate() -> None:
+    """orjson writes bodies; user text with a lone surrogate (it refuses those) goes
+    through json, escaped, and both read back as they were."""
+    plain = {"messages": [{"role": "user", "content": "caf\u00e9 \U0001f600"}], "n": 1.5}
+    hostile = {"messages": [{"role": "user", "content": "x\ud800y"}]}
+    for body in (plain, hostile):
+        wire = encode(body)
+        assert Reply(200, {}, wire).json() == body
+    assert b"\\ud800" in encode(hostile)
+    with pytest.raises(ValueError):
+        Reply(200, {}, b"<html>").json()

@@ -28,6 +28,7 @@ import random
 from typing import Any
 
 import aiohttp
+import orjson
 
 from worker.aws.sigv4 import Signer
 from worker.errors import ConfigError, QueueUnavailable
@@ -86,6 +87,14 @@ def error_code(headers: Any, body: bytes) -> tuple[str, str]:
     return code, message
 
 
+def _decode(raw: bytes) -> Any:
+    """orjson, or json for what orjson refuses (a lone surrogate escaped in a body)."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw)
+
+
 class SqsWire:
     """``async with SqsWire(client, pool=n) as wire``; ``await wire.call(action, params)``."""
 
@@ -112,7 +121,7 @@ class SqsWire:
     async def call(self, action: str, params: dict[str, Any]) -> dict[str, Any]:
         """One SQS action; its reply as a dict. Raises ``ConfigError`` or
         ``QueueUnavailable`` (after ``ATTEMPTS`` tries of a transient failure)."""
-        body = json.dumps(params, separators=(",", ":")).encode()
+        body = orjson.dumps(params)
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 return await self._post(action, body)
@@ -131,7 +140,7 @@ class SqsWire:
         async with self._http.post(self._url, data=body, headers=headers) as reply:
             raw = await reply.read()
             if reply.status == 200:
-                doc = json.loads(raw) if raw else {}
+                doc = _decode(raw) if raw else {}
                 return doc if isinstance(doc, dict) else {}
             code, message = error_code(reply.headers, raw)
         kind = classify(reply.status, code)

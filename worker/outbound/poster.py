@@ -22,10 +22,11 @@ from typing import Any
 
 import aiohttp
 import certifi
+import orjson
 
 from worker.outbound.translate import translated
 
-__all__ = ["JsonPoster", "Reply", "Send"]
+__all__ = ["JsonPoster", "Reply", "Send", "encode"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +45,19 @@ class Reply:
 
     def json(self) -> Any:
         """The body as JSON (``ValueError`` when it is not)."""
-        return json.loads(self.body)
+        try:
+            return orjson.loads(self.body)
+        except orjson.JSONDecodeError:  # json accepts what orjson refuses: lone surrogates
+            return json.loads(self.body)
+
+
+def encode(body: Any) -> bytes:
+    """``body`` as JSON bytes: orjson (about a tenth of json's CPU on a prompt), or json
+    for what orjson refuses (a lone surrogate in user text, which json escapes)."""
+    try:
+        return orjson.dumps(body)
+    except TypeError:
+        return json.dumps(body).encode()
 
 
 Send = Callable[[str, bytes, Mapping[str, str]], Awaitable[Reply]]
@@ -97,7 +110,7 @@ class JsonPoster:
         headers: Mapping[str, str] | None = None,
     ) -> Reply:
         """One POST of ``body`` as JSON; our error if no HTTP answer came in time."""
-        payload = json.dumps(body).encode()
+        payload = encode(body)
         with translated(self.service, time_limit):
             async with asyncio.timeout(time_limit):
                 if self._send is not None:

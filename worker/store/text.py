@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
+import orjson
 from psycopg.types.json import Jsonb
 
 __all__ = ["pg_json", "pg_jsonb", "pg_text"]
-
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def pg_text(value: str, limit: int | None = None) -> str:
@@ -32,9 +30,14 @@ def pg_json(value: Any) -> Any:
 
 def pg_jsonb(value: Any) -> Jsonb:
     """A jsonb parameter of ``value``, cleaned as ``pg_json`` would, serialised once: the
-    walk through every string runs only when the text shows something to clean."""
-    text = json.dumps(value, ensure_ascii=False)
-    if "\\u0000" in text or _LONE_SURROGATE.search(text):
+    walk through every string runs only when the text shows something to clean. orjson
+    serialises (a fraction of json's CPU); it refuses lone surrogates and keys that are
+    not strings, and those values take the walk."""
+    try:
+        text: str | None = orjson.dumps(value).decode()
+    except TypeError:  # a lone surrogate, or a key that is not a string
+        text = None
+    if text is None or "\\u0000" in text:
         text = json.dumps(pg_json(value), ensure_ascii=False)
     return Jsonb(text, dumps=_as_is)
 
