@@ -23,7 +23,7 @@ ALLOWED: dict[str, set[str]] = {
     "worker.errors": set(),
     "worker.config": BASE,
     "worker.contract": BASE,
-    "worker.aws": BASE,
+    "worker.aws": BASE | {"worker.config"},  # the proxy settings
     "worker.batcher": BASE | {"worker.aws", "worker.observability"},  # group commit spans
     "worker.observability": BASE | {"worker.aws"},
     "worker.outbound": LEAF | {"worker.observability"},

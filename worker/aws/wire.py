@@ -31,6 +31,7 @@ import aiohttp
 import orjson
 
 from worker.aws.sigv4 import Signer
+from worker.config.proxies import proxy_for
 from worker.errors import ConfigError, QueueUnavailable
 
 __all__ = ["ATTEMPTS", "SqsWire", "classify"]
@@ -104,6 +105,7 @@ class SqsWire:
         # the client's own credentials object (botocore keeps it on its request signer)
         self._credentials = client._get_credentials()
         self._pool = pool
+        self._proxy = proxy_for(self._url)  # as botocore would (HTTPS_PROXY, NO_PROXY)
         self._http: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> SqsWire:
@@ -137,7 +139,8 @@ class SqsWire:
         if self._http is None:
             raise RuntimeError("SqsWire used outside `async with`")
         headers = await self._signed(action, body)
-        async with self._http.post(self._url, data=body, headers=headers) as reply:
+        post = self._http.post(self._url, data=body, headers=headers, proxy=self._proxy)
+        async with post as reply:
             raw = await reply.read()
             if reply.status == 200:
                 doc = _decode(raw) if raw else {}

@@ -14,8 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
-import urllib.parse
-import urllib.request
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +22,7 @@ import aiohttp
 import certifi
 import orjson
 
+from worker.config.proxies import proxy_for
 from worker.outbound.translate import translated
 
 __all__ = ["JsonPoster", "Reply", "Send", "encode"]
@@ -64,15 +63,6 @@ Send = Callable[[str, bytes, Mapping[str, str]], Awaitable[Reply]]
 """``(url, body, headers) -> Reply``: the wire, which a unit test may replace."""
 
 
-def _proxy_for(url: str) -> str | None:
-    """HTTPS_PROXY / HTTP_PROXY / NO_PROXY for this base URL, read once (aiohttp's
-    ``trust_env`` reads them, and ~/.netrc, on every request: a third of the CPU)."""
-    parts = urllib.parse.urlsplit(url)
-    if not parts.hostname or urllib.request.proxy_bypass(parts.hostname):
-        return None
-    return urllib.request.getproxies().get(parts.scheme)
-
-
 class JsonPoster:
     """A pooled client of one service at one base URL; each ``post`` is bounded as a
     whole by its ``time_limit`` (not per read, so a slow drip cannot hold a handler)."""
@@ -93,7 +83,7 @@ class JsonPoster:
         self._connections = connections
         self._timeout = aiohttp.ClientTimeout(sock_connect=connect_timeout)
         self._session: aiohttp.ClientSession | None = None
-        self._proxy = _proxy_for(self._base)
+        self._proxy = proxy_for(self._base)
         self._send = send
 
     async def close(self) -> None:
