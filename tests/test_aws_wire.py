@@ -16,6 +16,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from tests.support import serving
 from worker.aws.sigv4 import Signer, host_of
 from worker.aws.wire import ATTEMPTS, SqsWire, _Transient, classify
 from worker.errors import ConfigError, QueueUnavailable
@@ -100,13 +101,8 @@ async def fake() -> AsyncIterator[tuple[FakeSqs, str]]:
     sqs = FakeSqs()
     app = web.Application()
     app.router.add_post("/", sqs.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield sqs, f"http://127.0.0.1:{port}"
-    await runner.cleanup()
+    async with serving(app) as url:
+        yield sqs, url
 
 
 def client_for(url: str) -> Any:

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from tests.support import Factory, drain, envelope, send_bodies
+from tests.support import Factory, drain, envelope, send_bodies, serving
 from tests.support.cli import LoggedProcess, env_for, fleet
 from tests.support.db import query
 from worker.config import Settings
@@ -61,13 +61,8 @@ async def webhook() -> AsyncIterator[tuple[Webhook, str]]:
     hook = Webhook()
     app = web.Application()
     app.router.add_post("/hook", hook.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield hook, f"http://127.0.0.1:{port}/hook"
-    await runner.cleanup()
+    async with serving(app) as url:
+        yield hook, f"{url}/hook"
 
 
 def intents(user: str, count: int) -> list[Any]:

@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.trace import SpanKind
 
-from tests.support import Factory, LoggedProcess, drain, env_for, envelope, send_bodies
+from tests.support import Factory, LoggedProcess, drain, env_for, envelope, send_bodies, serving
 from worker.observability import configure_tracing, reset_tracing, tracing_enabled
 from worker.observability.spans import consuming, producing, span
 from worker.observability.tracing import current_trace_id, log_trace_ids
@@ -323,16 +323,9 @@ async def receiver() -> AsyncIterator[Receiver]:
     got = Receiver()
     app = web.Application()
     app.router.add_post("/v1/traces", got.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    got.url = f"http://127.0.0.1:{port}"
-    try:
+    async with serving(app) as url:
+        got.url = url
         yield got
-    finally:
-        await runner.cleanup()
 
 
 async def _run_fleet(settings: Any, **otel: str) -> str:

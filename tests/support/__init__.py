@@ -3,6 +3,7 @@
 from tests.support.cli import FLEET, SHUTDOWN_MARGIN, LoggedProcess, dlq_json, env_for, fleet
 from tests.support.console import OPERATOR, TOKENS, VIEWER, login_nonce, sign_in
 from tests.support.db import query
+from tests.support.web import serving
 from tests.support.workers import (
     API_KEY,
     Factory,
@@ -38,5 +39,6 @@ __all__ = [
     "queue_for",
     "run_until",
     "send_bodies",
+    "serving",
     "sign_in",
 ]
