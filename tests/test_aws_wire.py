@@ -99,9 +99,7 @@ class FakeSqs:
 @pytest.fixture
 async def fake() -> AsyncIterator[tuple[FakeSqs, str]]:
     sqs = FakeSqs()
-    app = web.Application()
-    app.router.add_post("/", sqs.handle)
-    async with serving(app) as url:
+    async with serving({"/": sqs.handle}) as url:
         yield sqs, url
 
 

@@ -59,9 +59,7 @@ class Webhook:
 @pytest.fixture
 async def webhook() -> AsyncIterator[tuple[Webhook, str]]:
     hook = Webhook()
-    app = web.Application()
-    app.router.add_post("/hook", hook.handle)
-    async with serving(app) as url:
+    async with serving({"/hook": hook.handle}) as url:
         yield hook, f"{url}/hook"
 
 

@@ -321,9 +321,7 @@ def _value(value: Any) -> Any:
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
     got = Receiver()
-    app = web.Application()
-    app.router.add_post("/v1/traces", got.handle)
-    async with serving(app) as url:
+    async with serving({"/v1/traces": got.handle}) as url:
         got.url = url
         yield got
 

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 __all__ = ["serving"]
 
 
 @contextlib.asynccontextmanager
-async def serving(app: web.Application) -> AsyncIterator[str]:
-    """Serve ``app`` on a free loopback port; yields its base URL (no trailing slash)."""
+async def serving(posts: dict[str, Handler]) -> AsyncIterator[str]:
+    """Serve ``posts`` (path -> handler of POSTs) on a free loopback port; yields the
+    base URL (no trailing slash)."""
+    app = web.Application()
+    for path, handler in posts.items():
+        app.router.add_post(path, handler)
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
