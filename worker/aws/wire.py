@@ -25,9 +25,11 @@ import datetime
 import inspect
 import json
 import random
+import ssl
 from typing import Any
 
 import aiohttp
+import certifi
 import orjson
 
 from worker.aws.sigv4 import Signer
@@ -110,8 +112,9 @@ class SqsWire:
 
     async def __aenter__(self) -> SqsWire:
         timeout = aiohttp.ClientTimeout(total=None, connect=5, sock_read=READ_TIMEOUT)
+        tls = ssl.create_default_context(cafile=certifi.where())  # botocore's CA bundle too
         self._http = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=self._pool), timeout=timeout
+            connector=aiohttp.TCPConnector(limit=self._pool, ssl=tls), timeout=timeout
         )
         return self
 
