@@ -4,6 +4,7 @@ carries every receive, delete and visibility change of the rest of the suite.)""
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import json
 from collections.abc import AsyncIterator
@@ -18,8 +19,11 @@ from botocore.credentials import Credentials
 
 from tests.support import serving
 from worker.aws.sigv4 import Signer, host_of
-from worker.aws.wire import ATTEMPTS, SqsWire, _Transient, classify
+from worker.aws.wire import ATTEMPTS, SqsWire, _Transient, classify, error_code
+from worker.batcher import Batcher
 from worker.errors import ConfigError, QueueUnavailable
+from worker.queue.client import QueueClient
+from worker.queue.lanes import Lane
 
 BODY = b'{"QueueUrl":"http://127.0.0.1:4566/000000000000/work","MaxNumberOfMessages":10}'
 
@@ -36,7 +40,11 @@ BODY = b'{"QueueUrl":"http://127.0.0.1:4566/000000000000/work","MaxNumberOfMessa
 def test_the_signature_is_the_one_botocore_writes(url: str, region: str, token: str | None) -> None:
     credentials = Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", token)
     frozen = credentials.get_frozen_credentials()
-    headers = {"content-type": "application/x-amz-json-1.0", "x-amz-target": "AmazonSQS.X"}
+    headers = {
+        "content-type": "application/x-amz-json-1.0",
+        "x-amz-target": "AmazonSQS.X",
+        "x-amzn-query-mode": "true",
+    }
     theirs = AWSRequest(method="POST", url=url, data=BODY, headers=dict(headers))
     SigV4Auth(frozen, "sqs", region).add_auth(theirs)
     when = datetime.datetime.strptime(theirs.headers["X-Amz-Date"], "%Y%m%dT%H%M%SZ")
@@ -75,6 +83,7 @@ def test_host_is_lower_case_without_a_default_port() -> None:
         (429, "", _Transient),
         (500, "InternalError", _Transient),
         (503, "", _Transient),
+        (501, "", QueueUnavailable),
         (403, "AccessDenied", QueueUnavailable),
         (400, "ReceiptHandleIsInvalid", QueueUnavailable),
     ],
@@ -125,6 +134,9 @@ async def test_a_call_is_a_signed_json_post(fake: tuple[FakeSqs, str]) -> None:
     assert headers["X-Amz-Target"] == "AmazonSQS.DeleteMessageBatch"
     assert headers["Content-Type"] == "application/x-amz-json-1.0"
     assert headers["Authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")
+    assert headers["x-amzn-query-mode"] == "true"
+    signed = headers["Authorization"].split("SignedHeaders=")[1].split(",")[0].split(";")
+    assert signed == ["content-type", "host", "x-amz-date", "x-amz-target", "x-amzn-query-mode"]
     assert "secret-never-sent" not in str(list(headers.items()))
 
 
@@ -170,3 +182,57 @@ async def test_no_server_makes_the_queue_unavailable() -> None:
     async with SqsWire(client_for("http://127.0.0.1:9"), pool=4) as wire:
         with pytest.raises(QueueUnavailable, match="ReceiveMessage failed: ClientConnectorError"):
             await wire.call("ReceiveMessage", {})
+
+
+def test_the_error_code_is_the_query_code_else_the_json_type() -> None:
+    query = {"x-amzn-query-error": "AWS.SimpleQueueService.NonExistentQueue;Sender"}
+    assert error_code(query, b"{}") == ("AWS.SimpleQueueService.NonExistentQueue", "")
+    body = b'{"__type":"com.amazonaws.sqs#InvalidAddress:http://x","message":"bad"}'
+    assert error_code({}, body) == ("InvalidAddress", "bad")
+    assert error_code({}, b"<html>") == ("", "")
+
+
+class Expired:
+    async def get_frozen_credentials(self) -> Any:
+        raise RuntimeError("credentials were refreshed, but the refreshed credentials are expired")
+
+
+async def test_a_failed_credential_refresh_makes_the_queue_unavailable(
+    fake: tuple[FakeSqs, str],
+) -> None:
+    sqs, url = fake
+    client = client_for(url)
+    client._get_credentials = Expired
+    async with SqsWire(client, pool=4) as wire:
+        with pytest.raises(QueueUnavailable, match="credentials could not be refreshed") as got:
+            await wire.call("ReceiveMessage", {})
+    assert got.value.code == "credentials"
+    assert sqs.seen == []
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.params: list[dict[str, Any]] = []
+
+    async def call(self, action: str, params: dict[str, Any]) -> dict[str, Any]:
+        self.params.append(params)
+        return {}
+
+
+async def test_a_fifo_receive_carries_an_attempt_id_a_retry_would_repeat() -> None:
+    """A receive retried after a lost reply gets the same messages back (SQS keys them by
+    ReceiveRequestAttemptId), instead of leaving a FIFO group hidden behind the first."""
+    queue = QueueClient("work.fifo", "work-dlq.fifo", endpoint=None, region="us-east-1")
+    wire = Recorder()
+    queue._hot = wire  # type: ignore[assignment]
+    noop = Batcher(lambda batch: asyncio.sleep(0, [None] * len(batch)))
+    for name, queue_name in (("standard", "work.fifo"), ("priority", "work-priority")):
+        url = f"http://q/{queue_name}"
+        queue.lanes[name] = Lane(name, queue_name, url, url + "-dlq", 3, noop, noop)  # type: ignore[index]
+    await queue.receive(10, 1)
+    await queue.receive(10, 1)
+    await queue.receive(10, 1, "priority")
+    first, second, standard = wire.params
+    assert len(first["ReceiveRequestAttemptId"]) == 32
+    assert first["ReceiveRequestAttemptId"] != second["ReceiveRequestAttemptId"]
+    assert "ReceiveRequestAttemptId" not in standard

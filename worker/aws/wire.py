@@ -10,8 +10,9 @@ is one POST of a JSON body, as SQS's JSON protocol defines it:
   resolution chain; refreshable credentials refresh as botocore refreshes them);
   ``sigv4.Signer`` signs, as botocore's ``SigV4Auth`` would;
 * the reply is the JSON document botocore would have turned into the same dict;
-* connection errors, timeouts, 5xx and throttling are tried three times in all
-  with botocore's standard backoff; errors become ours by one table
+* connection errors, timeouts, 429/500/502/503/504 and throttling codes are tried
+  three times in all with botocore's standard backoff (without its retry quota);
+  a failed credential refresh is ``QueueUnavailable`` too; errors become ours by one table
   (``classify``): a queue that does not exist is a ``ConfigError``, the rest
   ``QueueUnavailable``.
 
@@ -24,6 +25,7 @@ import asyncio
 import datetime
 import inspect
 import json
+import os
 import random
 import ssl
 from typing import Any
@@ -59,6 +61,7 @@ THROTTLED = frozenset(
     }
 )
 NO_QUEUE = ("NonExistentQueue", "QueueDoesNotExist")
+TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
 
 
 class _Transient(Exception):
@@ -70,7 +73,7 @@ def classify(status: int, code: str) -> type[Exception]:
     again) or ``QueueUnavailable`` (give up: the caller's own retry decides)."""
     if any(name in code for name in NO_QUEUE):
         return ConfigError
-    if status >= 500 or status == 429 or code in THROTTLED:
+    if status in TRANSIENT_STATUS or code in THROTTLED:
         return _Transient
     return QueueUnavailable
 
@@ -85,7 +88,7 @@ def error_code(headers: Any, body: bytes) -> tuple[str, str]:
     except ValueError:
         doc = {}
     if isinstance(doc, dict):
-        code = code or str(doc.get("__type", "")).rpartition("#")[2]
+        code = code or str(doc.get("__type", "")).rpartition("#")[2].split(":")[0]
         message = str(doc.get("message") or doc.get("Message") or "")
     return code, message
 
@@ -111,8 +114,10 @@ class SqsWire:
         self._http: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> SqsWire:
-        timeout = aiohttp.ClientTimeout(total=None, connect=5, sock_read=READ_TIMEOUT)
-        tls = ssl.create_default_context(cafile=certifi.where())  # botocore's CA bundle too
+        # sock_connect, not connect: waiting for a free pooled connection is not a failure
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=READ_TIMEOUT)
+        # botocore's CA bundle: AWS_CA_BUNDLE (a TLS-inspecting proxy's), else certifi's
+        tls = ssl.create_default_context(cafile=os.environ.get("AWS_CA_BUNDLE") or certifi.where())
         self._http = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=self._pool, ssl=tls), timeout=timeout
         )
@@ -159,11 +164,21 @@ class SqsWire:
     async def _signed(self, action: str, body: bytes) -> dict[str, str]:
         if self._credentials is None:
             raise ConfigError("no AWS credentials found (AWS_ACCESS_KEY_ID, a profile or a role)")
-        frozen = self._credentials.get_frozen_credentials()
-        if inspect.isawaitable(frozen):
-            frozen = await frozen
+        try:  # a refresh (STS, a container role) may fail: retryable, like the call
+            frozen = self._credentials.get_frozen_credentials()
+            if inspect.isawaitable(frozen):
+                frozen = await frozen
+        except Exception as exc:
+            raise QueueUnavailable(
+                f"{action}: AWS credentials could not be refreshed: {type(exc).__name__}",
+                code="credentials",
+            ) from exc
         now = datetime.datetime.now(datetime.UTC)
-        headers = {"content-type": CONTENT_TYPE, "x-amz-target": f"AmazonSQS.{action}"}
+        headers = {
+            "content-type": CONTENT_TYPE,
+            "x-amz-target": f"AmazonSQS.{action}",
+            "x-amzn-query-mode": "true",  # as botocore: errors name their query-protocol code
+        }
         signed = self._signer.headers(frozen, body, headers, now)
         signed["Connection"] = "keep-alive"  # LocalStack closes the connection otherwise
         return signed

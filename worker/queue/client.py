@@ -22,6 +22,7 @@ botocore errors are translated by ``worker.aws`` into ``QueueUnavailable``
 from __future__ import annotations
 
 import contextlib
+import uuid
 from typing import Any
 
 import structlog
@@ -195,13 +196,15 @@ class QueueClient(QueueSending):
     ) -> list[Received]:
         if self._hot is None:
             raise RuntimeError("QueueClient used before open()")
-        params = {
+        params: dict[str, Any] = {
             "QueueUrl": self._of(lane).url,
             "MaxNumberOfMessages": max_messages,
             "WaitTimeSeconds": wait_seconds,
             "MessageSystemAttributeNames": SYSTEM_ATTRIBUTES,
             "MessageAttributeNames": ["All"],
         }
+        if self._of(lane).fifo:  # a retried receive gets the same messages, not a new set
+            params["ReceiveRequestAttemptId"] = uuid.uuid4().hex
         reply = await self._hot.call("ReceiveMessage", params)
         return [Received.from_sqs(raw, lane) for raw in reply.get("Messages", [])]
 
