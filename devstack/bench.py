@@ -24,6 +24,7 @@ import os
 import re
 import socket
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -157,11 +158,25 @@ def _to_steady(finished_at: list[float], spawned: float, rate: float) -> float:
     return float("nan")
 
 
-def _free_port() -> int:
+def _free_port(count: int = 1) -> int:
+    """A port with ``count`` free ports from it (child i of `fleet run --processes`
+    serves health on FLEET_HEALTH_PORT + i; the next port may be a client's)."""
+    for _ in range(100):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            base: int = probe.getsockname()[1]
+        if all(_bindable(base + i) for i in range(count)):
+            return base
+    raise RuntimeError(f"no {count} consecutive free ports found on 127.0.0.1")
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 async def _note_limit(
@@ -322,7 +337,7 @@ async def fleet_run(
             "OPENAI_API_KEY": DEMO_KEY,
             "FLEET_QUEUE_NAME": settings.queue_name,
             "FLEET_LOG_LEVEL": "WARNING",
-            "FLEET_HEALTH_PORT": str(port := _free_port()),
+            "FLEET_HEALTH_PORT": str(port := _free_port(processes)),
             "FLEET_CLOUDWATCH_ENABLED": "false",
             "FLEET_CACHE_TTL": "0",
             "FLEET_USER_SHARE": "1",
@@ -346,7 +361,8 @@ async def fleet_run(
         str(processes),
         env=env,
         stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
+        # warnings and worse, read if it dies; closed once it is stopped, below
+        stderr=(errors := tempfile.TemporaryFile()),  # noqa: SIM115
     )
     watched = psutil.Process(proc.pid)
     peak_rss, cpu = 0, 0.0
@@ -357,7 +373,14 @@ async def fleet_run(
         for tick in itertools.count():
             if tick % 5 == 0 and processes == 1:
                 await _note_limit(web, port, started, trace)
-            family = [watched, *watched.children(recursive=True)]
+            if proc.returncode is not None:
+                errors.seek(0)
+                tail = errors.read().decode(errors="replace")[-2000:]
+                raise RuntimeError(f"{name}: `fleet run` exited {proc.returncode} early:\n{tail}")
+            try:
+                family = [watched, *watched.children(recursive=True)]
+            except psutil.NoSuchProcess:  # it has just exited: the next tick says how
+                family = []
             rss = 0
             for p in family:
                 with contextlib.suppress(psutil.Error):
@@ -375,6 +398,7 @@ async def fleet_run(
     steady_rate, steady_cpu = window.rate_and_cpu("workers")
     proc.terminate()
     await proc.wait()
+    errors.close()
     to_done = [r.done - sent[r.id] for r in rows]
     overhead = in_worker_overhead([(r.id, r.inside) for r in rows], urls.fake.served)
     return Result(
