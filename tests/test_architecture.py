@@ -15,12 +15,13 @@ MAX_FUNCTION_LINES = 60
 
 # unit -> the units it may import (a unit is `handlers` or a top-level piece of `worker`).
 # Data flows one way: queue -> consumer -> handler -> providers/sends -> store -> acks.
-BASE = {"worker.errors"}
+BASE = {"worker.errors", "worker.codec"}
 LEAF = BASE | {"worker.config", "worker.contract"}
 IO = LEAF | {"worker.aws", "worker.batcher", "worker.observability"}
 ALLOWED: dict[str, set[str]] = {
     "worker.__init__": set(),  # the version string; anything may import it
     "worker.errors": set(),
+    "worker.codec": set(),  # orjson with json behind it
     "worker.config": BASE,
     "worker.contract": BASE,
     "worker.aws": BASE | {"worker.config"},  # the proxy settings

@@ -11,6 +11,7 @@ import structlog
 from multidict import CIMultiDict
 
 from worker.batcher import Batcher
+from worker.codec import dumps as encode
 from worker.consumer import Capacity
 from worker.errors import (
     PermanentError,
@@ -25,7 +26,6 @@ from worker.errors import (
 from worker.observability.logging import add_secrets, sanitize
 from worker.outbound import (
     Reply,
-    encode,
     retry_after_seconds,
     retry_delay,
     retrying,

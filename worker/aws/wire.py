@@ -32,8 +32,8 @@ from typing import Any
 
 import aiohttp
 import certifi
-import orjson
 
+from worker import codec
 from worker.aws.sigv4 import Signer
 from worker.config.proxies import proxy_for
 from worker.errors import ConfigError, QueueUnavailable
@@ -93,14 +93,6 @@ def error_code(headers: Any, body: bytes) -> tuple[str, str]:
     return code, message
 
 
-def _decode(raw: bytes) -> Any:
-    """orjson, or json for what orjson refuses (a lone surrogate escaped in a body)."""
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return json.loads(raw)
-
-
 class SqsWire:
     """``async with SqsWire(client, pool=n) as wire``; ``await wire.call(action, params)``."""
 
@@ -131,7 +123,7 @@ class SqsWire:
     async def call(self, action: str, params: dict[str, Any]) -> dict[str, Any]:
         """One SQS action; its reply as a dict. Raises ``ConfigError`` or
         ``QueueUnavailable`` (after ``ATTEMPTS`` tries of a transient failure)."""
-        body = orjson.dumps(params)
+        body = codec.dumps(params)
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 return await self._post(action, body)
@@ -151,7 +143,7 @@ class SqsWire:
         async with post as reply:
             raw = await reply.read()
             if reply.status == 200:
-                doc = _decode(raw) if raw else {}
+                doc = codec.loads(raw) if raw else {}
                 return doc if isinstance(doc, dict) else {}
             code, message = error_code(reply.headers, raw)
         kind = classify(reply.status, code)

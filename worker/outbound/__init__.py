@@ -4,7 +4,7 @@ the fleet's backoff (in-process retries and SQS visibility delays)."""
 
 from worker.outbound.backoff import RETRY_SAME, retry_delay, retrying, schedule
 from worker.outbound.headers import go_duration, retry_after_seconds
-from worker.outbound.poster import JsonPoster, Reply, Send, encode
+from worker.outbound.poster import JsonPoster, Reply, Send
 from worker.outbound.translate import EXC_MAP, detail, status_error, translated
 
 __all__ = [
@@ -14,7 +14,6 @@ __all__ = [
     "Reply",
     "Send",
     "detail",
-    "encode",
     "go_duration",
     "retry_after_seconds",
     "retry_delay",

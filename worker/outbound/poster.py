@@ -12,7 +12,6 @@ callers see one ``Reply``, or one of our errors (``translate.EXC_MAP``).
 from __future__ import annotations
 
 import asyncio
-import json
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -20,12 +19,12 @@ from typing import Any
 
 import aiohttp
 import certifi
-import orjson
 
+from worker import codec
 from worker.config.proxies import proxy_for
 from worker.outbound.translate import translated
 
-__all__ = ["JsonPoster", "Reply", "Send", "encode"]
+__all__ = ["JsonPoster", "Reply", "Send"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,19 +43,7 @@ class Reply:
 
     def json(self) -> Any:
         """The body as JSON (``ValueError`` when it is not)."""
-        try:
-            return orjson.loads(self.body)
-        except orjson.JSONDecodeError:  # json accepts what orjson refuses: lone surrogates
-            return json.loads(self.body)
-
-
-def encode(body: Any) -> bytes:
-    """``body`` as JSON bytes: orjson (about a tenth of json's CPU on a prompt), or json
-    for what orjson refuses (a lone surrogate in user text, which json escapes)."""
-    try:
-        return orjson.dumps(body)
-    except TypeError:
-        return json.dumps(body).encode()
+        return codec.loads(self.body)
 
 
 Send = Callable[[str, bytes, Mapping[str, str]], Awaitable[Reply]]
@@ -100,7 +87,7 @@ class JsonPoster:
         headers: Mapping[str, str] | None = None,
     ) -> Reply:
         """One POST of ``body`` as JSON; our error if no HTTP answer came in time."""
-        payload = encode(body)
+        payload = codec.dumps(body)
         with translated(self.service, time_limit):
             async with asyncio.timeout(time_limit):
                 if self._send is not None:

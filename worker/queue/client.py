@@ -196,14 +196,15 @@ class QueueClient(QueueSending):
     ) -> list[Received]:
         if self._hot is None:
             raise RuntimeError("QueueClient used before open()")
+        of = self._of(lane)
         params: dict[str, Any] = {
-            "QueueUrl": self._of(lane).url,
+            "QueueUrl": of.url,
             "MaxNumberOfMessages": max_messages,
             "WaitTimeSeconds": wait_seconds,
             "MessageSystemAttributeNames": SYSTEM_ATTRIBUTES,
             "MessageAttributeNames": ["All"],
         }
-        if self._of(lane).fifo:  # a retried receive gets the same messages, not a new set
+        if of.fifo:  # a retried receive gets the same messages, not a new set
             params["ReceiveRequestAttemptId"] = uuid.uuid4().hex
         reply = await self._hot.call("ReceiveMessage", params)
         return [Received.from_sqs(raw, lane) for raw in reply.get("Messages", [])]
