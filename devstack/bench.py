@@ -380,7 +380,8 @@ async def fleet_run(
             try:
                 family = [watched, *watched.children(recursive=True)]
             except psutil.NoSuchProcess:  # it has just exited: the next tick says how
-                family = []
+                await asyncio.sleep(0.2)
+                continue
             rss = 0
             for p in family:
                 with contextlib.suppress(psutil.Error):
